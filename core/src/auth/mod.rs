@@ -1,0 +1,3 @@
+//! Who is calling (JWT verification against a JWKS) and what they may reach.
+
+pub mod scopes;

@@ -1,0 +1,168 @@
+//! Authorization: which scopes reach which agents, and why.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::registry::Permission;
+
+/// The wildcard that grants every agent.
+pub const ALL_AGENTS: &str = "*";
+
+/// Scope → agents, as held in memory for the hot path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PermissionSet {
+    by_scope: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// Why a caller may or may not reach an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    /// The agent asked about.
+    pub agent: String,
+    /// The decision.
+    pub allowed: bool,
+    /// Every one of the caller's scopes that grants the agent (empty when denied).
+    pub granted_by: Vec<String>,
+    /// One sentence a person can read.
+    pub reason: String,
+}
+
+impl PermissionSet {
+    /// Builds the set from stored permissions.
+    pub fn new(permissions: impl IntoIterator<Item = Permission>) -> Self {
+        PermissionSet {
+            by_scope: permissions
+                .into_iter()
+                .map(|p| (p.scope, p.agents))
+                .collect(),
+        }
+    }
+
+    /// Does `scope` grant `agent`?
+    pub fn scope_grants(&self, scope: &str, agent: &str) -> bool {
+        self.by_scope
+            .get(scope)
+            .is_some_and(|a| a.contains(agent) || a.contains(ALL_AGENTS))
+    }
+
+    /// The first of `scopes` that grants `agent`, if any. This is the hot-path check.
+    pub fn granting_scope<'a, S: AsRef<str>>(
+        &self,
+        scopes: &'a [S],
+        agent: &str,
+    ) -> Option<&'a str> {
+        scopes
+            .iter()
+            .map(AsRef::as_ref)
+            .find(|s| self.scope_grants(s, agent))
+    }
+
+    /// Says which scopes grant `agent`, or why none does.
+    pub fn explain<S: AsRef<str>>(&self, scopes: &[S], agent: &str) -> Explanation {
+        let granted_by: Vec<String> = scopes
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|s| self.scope_grants(s, agent))
+            .map(str::to_owned)
+            .collect();
+        let allowed = !granted_by.is_empty();
+        let reason = if allowed {
+            let how: Vec<String> = granted_by
+                .iter()
+                .map(|s| {
+                    if self.by_scope.get(s).is_some_and(|a| a.contains(ALL_AGENTS)) {
+                        format!("{s} (grants every agent)")
+                    } else {
+                        s.clone()
+                    }
+                })
+                .collect();
+            format!("allowed: granted by scope {}", how.join(", "))
+        } else if scopes.is_empty() {
+            "denied: the token carries no scopes".to_owned()
+        } else {
+            let needed: Vec<&str> = self
+                .by_scope
+                .iter()
+                .filter(|(_, a)| a.contains(agent) || a.contains(ALL_AGENTS))
+                .map(|(s, _)| s.as_str())
+                .collect();
+            let have: Vec<&str> = scopes.iter().map(AsRef::as_ref).collect();
+            if needed.is_empty() {
+                format!(
+                    "denied: no scope grants {agent}; the token has [{}]",
+                    have.join(" ")
+                )
+            } else {
+                format!(
+                    "denied: {agent} is granted by [{}], the token has [{}]",
+                    needed.join(" "),
+                    have.join(" ")
+                )
+            }
+        };
+        Explanation {
+            agent: agent.to_owned(),
+            allowed,
+            granted_by,
+            reason,
+        }
+    }
+
+    /// Every stored permission.
+    pub fn permissions(&self) -> Vec<Permission> {
+        self.by_scope
+            .iter()
+            .map(|(scope, agents)| Permission {
+                scope: scope.clone(),
+                agents: agents.clone(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    fn set() -> PermissionSet {
+        PermissionSet::new([
+            Permission {
+                scope: "s/echo".into(),
+                agents: ["echo".to_owned()].into(),
+            },
+            Permission {
+                scope: "s/all".into(),
+                agents: [ALL_AGENTS.to_owned()].into(),
+            },
+        ])
+    }
+
+    #[test]
+    fn grants_and_explains() {
+        let p = set();
+        assert_eq!(p.granting_scope(&["x", "s/echo"], "echo"), Some("s/echo"));
+        assert_eq!(p.granting_scope(&["s/echo"], "stream"), None);
+        assert_eq!(p.granting_scope(&["s/all"], "stream"), Some("s/all"));
+        assert_eq!(
+            p.explain(&["s/echo"], "stream"),
+            Explanation {
+                agent: "stream".into(),
+                allowed: false,
+                granted_by: vec![],
+                reason: "denied: stream is granted by [s/all], the token has [s/echo]".into(),
+            }
+        );
+        assert_eq!(
+            p.explain(&["s/echo", "s/all"], "echo").reason,
+            "allowed: granted by scope s/echo, s/all (grants every agent)"
+        );
+        let none: [&str; 0] = [];
+        assert_eq!(
+            p.explain(&none, "echo").reason,
+            "denied: the token carries no scopes"
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! The registry: agent records, permissions, and the traits every store implements.
+
+pub mod cache;
+pub mod model;
+pub mod store;
+
+pub use cache::RegistryCache;
+pub use model::*;
+pub use store::*;

@@ -1,0 +1,133 @@
+//! The store traits. Each maps onto a DynamoDB table as well as onto SQLite:
+//! single-key reads and writes, conditional writes, no joins and no
+//! transactions spanning tables.
+
+use async_trait::async_trait;
+
+use super::model::{
+    AgentRecord, ClientRecord, CounterEntry, CounterKey, CounterOutcome, Permission,
+};
+
+/// What went wrong in a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The key does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A conditional write failed: the key exists already, or its version moved on.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The store cannot be reached or refuses to work (locked, read-only, endpoint gone).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data that cannot be read back.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Agents, keyed by agent id.
+#[async_trait]
+pub trait AgentStore: Send + Sync {
+    /// One agent, or `None`.
+    async fn get(&self, id: &str) -> StoreResult<Option<AgentRecord>>;
+    /// Every agent, sorted by id.
+    async fn list(&self) -> StoreResult<Vec<AgentRecord>>;
+    /// Creates a record; `Conflict` when the id exists. Returns the stored record.
+    async fn create(&self, record: AgentRecord) -> StoreResult<AgentRecord>;
+    /// Replaces a record only if its stored version is `record.version`;
+    /// `NotFound` or `Conflict` otherwise. Returns the stored record (version + 1).
+    async fn update(&self, record: AgentRecord) -> StoreResult<AgentRecord>;
+    /// Creates or replaces records regardless of version. On SQLite all of them
+    /// land or none do; on DynamoDB in batches of the largest transaction size.
+    async fn put_many(&self, records: Vec<AgentRecord>) -> StoreResult<()>;
+    /// Deletes a record; `NotFound` when absent.
+    async fn delete(&self, id: &str) -> StoreResult<()>;
+    /// A number that changes whenever any agent changes. Caches poll it.
+    async fn generation(&self) -> StoreResult<u64>;
+}
+
+/// Permissions, keyed by scope.
+#[async_trait]
+pub trait PermissionStore: Send + Sync {
+    /// Every scope with what it grants, sorted by scope.
+    async fn list(&self) -> StoreResult<Vec<Permission>>;
+    /// Adds agent ids (or `*`) to a scope, creating the scope if needed.
+    async fn grant(&self, scope: &str, agents: &[String]) -> StoreResult<Permission>;
+    /// Removes agent ids from a scope; a scope left empty is deleted.
+    /// `NotFound` when the scope does not exist.
+    async fn revoke(&self, scope: &str, agents: &[String]) -> StoreResult<Option<Permission>>;
+    /// Replaces every permission (import). Atomic on SQLite.
+    async fn replace_all(&self, permissions: Vec<Permission>) -> StoreResult<()>;
+    /// A number that changes whenever any permission changes.
+    async fn generation(&self) -> StoreResult<u64>;
+}
+
+/// Per-minute request counters.
+#[async_trait]
+pub trait CounterStore: Send + Sync {
+    /// Atomically adds one to the window's count unless it already holds
+    /// `limit`; a request over the limit is not counted.
+    async fn try_increment(
+        &self,
+        key: &CounterKey,
+        limit: u64,
+        expires_at: u64,
+    ) -> StoreResult<CounterOutcome>;
+    /// Live windows (expiry after `now` Unix seconds); expired ones are ignored
+    /// even if the backend has not deleted them yet.
+    async fn list(&self, now: u64) -> StoreResult<Vec<CounterEntry>>;
+}
+
+/// A secret value. `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The value itself. Callers must not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// A masked form for screens: `ab…(32 chars)`.
+    pub fn masked(&self) -> String {
+        format!("••••••({} chars)", self.0.chars().count())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(••••••)")
+    }
+}
+
+/// Backend credentials by name (local) or name/ARN (Secrets Manager).
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// The secret; `NotFound` when absent, `Unavailable` when the store is down.
+    async fn get(&self, name: &str) -> StoreResult<Secret>;
+    /// Creates or replaces a secret.
+    async fn put(&self, name: &str, value: &Secret) -> StoreResult<()>;
+    /// Deletes a secret; `NotFound` when absent.
+    async fn delete(&self, name: &str) -> StoreResult<()>;
+    /// Names of every secret (never values).
+    async fn list_names(&self) -> StoreResult<Vec<String>>;
+}
+
+/// Clients of the local issuer.
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    /// One client, or `None`.
+    async fn get(&self, client_id: &str) -> StoreResult<Option<ClientRecord>>;
+    /// Every client, sorted by id.
+    async fn list(&self) -> StoreResult<Vec<ClientRecord>>;
+    /// Creates a client; `Conflict` when the id exists.
+    async fn create(&self, record: ClientRecord) -> StoreResult<()>;
+    /// Deletes a client; `NotFound` when absent.
+    async fn delete(&self, client_id: &str) -> StoreResult<()>;
+}

@@ -1,0 +1,687 @@
+//! SQLite backend for every store trait.
+//!
+//! rusqlite is blocking, so one dedicated thread owns the connection and runs
+//! jobs sent to it over a channel. Jobs that arrive together share one
+//! transaction (group commit): under load, hundreds of rate-limit increments
+//! cost one commit. Each job runs inside its own savepoint, so a job that fails
+//! leaves nothing behind and does not disturb its neighbours; results are
+//! handed back only after the commit succeeded.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::oneshot;
+
+use crate::registry::{
+    AgentRecord, AgentStore, ClientRecord, ClientStore, CounterEntry, CounterKey, CounterOutcome,
+    CounterStore, Permission, PermissionStore, Secret, SecretStore, StoreError, StoreResult,
+};
+
+type Completion = Box<dyn FnOnce(StoreResult<()>) + Send>;
+/// A job gets the connection, or the reason the transaction could not begin.
+type Job = Box<dyn FnOnce(Result<&Connection, StoreError>) -> Completion + Send>;
+
+/// Most jobs that share one transaction.
+const MAX_BATCH: usize = 512;
+
+/// How long a write waits for another process's lock before the store reports
+/// itself unavailable.
+const BUSY_TIMEOUT: Duration = Duration::from_millis(2000);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS agents (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS permissions (
+    scope TEXT PRIMARY KEY,
+    agents TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    key TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    window INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS counters_expiry ON counters(expires_at);
+CREATE TABLE IF NOT EXISTS secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS clients (
+    client_id TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+";
+
+/// One SQLite database holding every table. Cheap to clone: clones share the
+/// writer thread.
+#[derive(Clone)]
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+    path: PathBuf,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn map_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation => {
+            StoreError::Conflict(e.to_string())
+        }
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+fn corrupt(what: &str, e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`. The file is made
+    /// readable by its owner only, since it holds secrets.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let conn = Connection::open(path).map_err(map_err)?;
+        restrict_mode(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(map_err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        )
+        .map_err(map_err)?;
+        conn.execute_batch(SCHEMA).map_err(map_err)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite thread: {e}")))?;
+        Ok(SqliteStore {
+            jobs: tx,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Where the database lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the writer thread inside its own savepoint and returns its
+    /// result once the enclosing transaction has committed.
+    async fn call<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn: Result<&Connection, StoreError>| {
+            let result = match conn {
+                Err(e) => Err(e),
+                Ok(conn) => run_in_savepoint(conn, f),
+            };
+            Box::new(move |commit: StoreResult<()>| {
+                let out = match commit {
+                    Ok(()) => result,
+                    Err(e) => Err(e),
+                };
+                let _ = tx.send(out);
+            })
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("the SQLite thread has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the SQLite thread dropped a job".into()))?
+    }
+}
+
+fn run_in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    match conn.execute_batch("SAVEPOINT job") {
+        Err(e) => Err(map_err(e)),
+        Ok(()) => {
+            let r = f(conn);
+            let end = if r.is_ok() {
+                conn.execute_batch("RELEASE job")
+            } else {
+                conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            };
+            match end {
+                Ok(()) => r,
+                Err(e) => Err(map_err(e)),
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+fn restrict_mode(path: &Path) -> StoreResult<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| StoreError::Unavailable(format!("cannot chmod {}: {e}", path.display())))
+}
+
+#[cfg(not(unix))]
+fn restrict_mode(_path: &Path) -> StoreResult<()> {
+    Ok(())
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let err = map_err(e);
+            tracing::warn!(error = %err, "SQLite store could not begin a transaction");
+            for job in batch {
+                job(Err(StoreError::Unavailable(err.to_string())))(Ok(()));
+            }
+            continue;
+        }
+        let completions: Vec<Completion> = batch.into_iter().map(|job| job(Ok(&conn))).collect();
+        let commit = conn.execute_batch("COMMIT").map_err(map_err);
+        if let Err(e) = &commit {
+            tracing::warn!(error = %e, "SQLite commit failed; rolling back");
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for done in completions {
+            done(match &commit {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StoreError::Unavailable(e.to_string())),
+            });
+        }
+    }
+}
+
+fn bump(conn: &Connection, key: &str) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES (?1, 1)
+         ON CONFLICT(key) DO UPDATE SET value = value + 1",
+        params![key],
+    )
+    .map_err(map_err)?;
+    Ok(())
+}
+
+fn generation(conn: &Connection, key: &str) -> StoreResult<u64> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+        r.get::<_, i64>(0)
+    })
+    .optional()
+    .map_err(map_err)
+    .map(|v| v.unwrap_or(0) as u64)
+}
+
+fn read_agent(body: &str) -> StoreResult<AgentRecord> {
+    serde_json::from_str(body).map_err(|e| corrupt("agent", e))
+}
+
+fn write_agent(conn: &Connection, record: &AgentRecord) -> StoreResult<()> {
+    let body = serde_json::to_string(record).map_err(|e| corrupt("agent", e))?;
+    conn.execute(
+        "INSERT INTO agents(id, body, version, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(id) DO UPDATE SET body = excluded.body, version = excluded.version,
+         updated_at = excluded.updated_at",
+        params![record.id, body, record.version as i64, record.updated_at],
+    )
+    .map_err(map_err)?;
+    Ok(())
+}
+
+fn stored_version(conn: &Connection, id: &str) -> StoreResult<Option<u64>> {
+    conn.query_row(
+        "SELECT version FROM agents WHERE id = ?1",
+        params![id],
+        |r| r.get::<_, i64>(0),
+    )
+    .optional()
+    .map_err(map_err)
+    .map(|v| v.map(|v| v as u64))
+}
+
+#[async_trait]
+impl AgentStore for SqliteStore {
+    async fn get(&self, id: &str) -> StoreResult<Option<AgentRecord>> {
+        let id = id.to_owned();
+        self.call(move |conn| {
+            let body: Option<String> = conn
+                .query_row("SELECT body FROM agents WHERE id = ?1", params![id], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(map_err)?;
+            body.as_deref().map(read_agent).transpose()
+        })
+        .await
+    }
+
+    async fn list(&self) -> StoreResult<Vec<AgentRecord>> {
+        self.call(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT body FROM agents ORDER BY id")
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(map_err)?;
+            let mut out = Vec::new();
+            for body in rows {
+                out.push(read_agent(&body.map_err(map_err)?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn create(&self, mut record: AgentRecord) -> StoreResult<AgentRecord> {
+        self.call(move |conn| {
+            if stored_version(conn, &record.id)?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "agent {} already exists",
+                    record.id
+                )));
+            }
+            record.version = 1;
+            record.updated_at = now_ms();
+            write_agent(conn, &record)?;
+            bump(conn, "agents")?;
+            Ok(record)
+        })
+        .await
+    }
+
+    async fn update(&self, mut record: AgentRecord) -> StoreResult<AgentRecord> {
+        self.call(move |conn| {
+            match stored_version(conn, &record.id)? {
+                None => return Err(StoreError::NotFound(format!("agent {}", record.id))),
+                Some(v) if v != record.version => {
+                    return Err(StoreError::Conflict(format!(
+                        "agent {} changed meanwhile (version {v}, edit based on {})",
+                        record.id, record.version
+                    )))
+                }
+                Some(_) => {}
+            }
+            record.version += 1;
+            record.updated_at = now_ms();
+            write_agent(conn, &record)?;
+            bump(conn, "agents")?;
+            Ok(record)
+        })
+        .await
+    }
+
+    async fn put_many(&self, records: Vec<AgentRecord>) -> StoreResult<()> {
+        self.call(move |conn| {
+            let now = now_ms();
+            for mut record in records {
+                record.version = stored_version(conn, &record.id)?.unwrap_or(0) + 1;
+                record.updated_at = now;
+                write_agent(conn, &record)?;
+            }
+            bump(conn, "agents")
+        })
+        .await
+    }
+
+    async fn delete(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.call(move |conn| {
+            let n = conn
+                .execute("DELETE FROM agents WHERE id = ?1", params![id])
+                .map_err(map_err)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("agent {id}")));
+            }
+            bump(conn, "agents")
+        })
+        .await
+    }
+
+    async fn generation(&self) -> StoreResult<u64> {
+        self.call(|conn| generation(conn, "agents")).await
+    }
+}
+
+fn read_permission(scope: String, agents: &str) -> StoreResult<Permission> {
+    let agents: BTreeSet<String> =
+        serde_json::from_str(agents).map_err(|e| corrupt("permission", e))?;
+    Ok(Permission { scope, agents })
+}
+
+fn load_permission(conn: &Connection, scope: &str) -> StoreResult<Option<Permission>> {
+    let agents: Option<String> = conn
+        .query_row(
+            "SELECT agents FROM permissions WHERE scope = ?1",
+            params![scope],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(map_err)?;
+    agents
+        .map(|a| read_permission(scope.to_owned(), &a))
+        .transpose()
+}
+
+fn save_permission(conn: &Connection, p: &Permission) -> StoreResult<()> {
+    if p.agents.is_empty() {
+        conn.execute("DELETE FROM permissions WHERE scope = ?1", params![p.scope])
+            .map_err(map_err)?;
+    } else {
+        let agents = serde_json::to_string(&p.agents).map_err(|e| corrupt("permission", e))?;
+        conn.execute(
+            "INSERT INTO permissions(scope, agents) VALUES (?1, ?2)
+             ON CONFLICT(scope) DO UPDATE SET agents = excluded.agents",
+            params![p.scope, agents],
+        )
+        .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl PermissionStore for SqliteStore {
+    async fn list(&self) -> StoreResult<Vec<Permission>> {
+        self.call(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT scope, agents FROM permissions ORDER BY scope")
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(map_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (scope, agents) = row.map_err(map_err)?;
+                out.push(read_permission(scope, &agents)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn grant(&self, scope: &str, agents: &[String]) -> StoreResult<Permission> {
+        let scope = scope.to_owned();
+        let agents = agents.to_vec();
+        self.call(move |conn| {
+            let mut p = load_permission(conn, &scope)?.unwrap_or(Permission {
+                scope,
+                agents: BTreeSet::new(),
+            });
+            p.agents.extend(agents);
+            save_permission(conn, &p)?;
+            bump(conn, "permissions")?;
+            Ok(p)
+        })
+        .await
+    }
+
+    async fn revoke(&self, scope: &str, agents: &[String]) -> StoreResult<Option<Permission>> {
+        let scope = scope.to_owned();
+        let agents = agents.to_vec();
+        self.call(move |conn| {
+            let Some(mut p) = load_permission(conn, &scope)? else {
+                return Err(StoreError::NotFound(format!("scope {scope}")));
+            };
+            for a in &agents {
+                p.agents.remove(a);
+            }
+            save_permission(conn, &p)?;
+            bump(conn, "permissions")?;
+            Ok((!p.agents.is_empty()).then_some(p))
+        })
+        .await
+    }
+
+    async fn replace_all(&self, permissions: Vec<Permission>) -> StoreResult<()> {
+        self.call(move |conn| {
+            conn.execute("DELETE FROM permissions", [])
+                .map_err(map_err)?;
+            for p in &permissions {
+                save_permission(conn, p)?;
+            }
+            bump(conn, "permissions")
+        })
+        .await
+    }
+
+    async fn generation(&self) -> StoreResult<u64> {
+        self.call(|conn| generation(conn, "permissions")).await
+    }
+}
+
+#[async_trait]
+impl CounterStore for SqliteStore {
+    async fn try_increment(
+        &self,
+        key: &CounterKey,
+        limit: u64,
+        expires_at: u64,
+    ) -> StoreResult<CounterOutcome> {
+        if limit == 0 {
+            return Ok(CounterOutcome::Limited(0));
+        }
+        let key = key.clone();
+        self.call(move |conn| {
+            let storage_key = key.storage_key();
+            let counted: Option<i64> = conn
+                .query_row(
+                    "INSERT INTO counters(key, client_id, agent_id, window, count, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, 1, ?5)
+                     ON CONFLICT(key) DO UPDATE SET count = count + 1 WHERE count < ?6
+                     RETURNING count",
+                    params![
+                        storage_key,
+                        key.client_id,
+                        key.agent_id,
+                        key.window as i64,
+                        expires_at as i64,
+                        limit as i64
+                    ],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(map_err)?;
+            Ok(match counted {
+                Some(n) => CounterOutcome::Allowed(n as u64),
+                None => CounterOutcome::Limited(limit),
+            })
+        })
+        .await
+    }
+
+    async fn list(&self, now: u64) -> StoreResult<Vec<CounterEntry>> {
+        self.call(move |conn| {
+            // Expired windows are ignored here and pruned opportunistically.
+            conn.execute(
+                "DELETE FROM counters WHERE expires_at <= ?1",
+                params![now as i64],
+            )
+            .map_err(map_err)?;
+            let mut stmt = conn
+                .prepare(
+                    "SELECT client_id, agent_id, window, count, expires_at FROM counters
+                     WHERE expires_at > ?1 ORDER BY client_id, agent_id, window",
+                )
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map(params![now as i64], |r| {
+                    Ok(CounterEntry {
+                        key: CounterKey {
+                            client_id: r.get(0)?,
+                            agent_id: r.get(1)?,
+                            window: r.get::<_, i64>(2)? as u64,
+                        },
+                        count: r.get::<_, i64>(3)? as u64,
+                        expires_at: r.get::<_, i64>(4)? as u64,
+                    })
+                })
+                .map_err(map_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SecretStore for SqliteStore {
+    async fn get(&self, name: &str) -> StoreResult<Secret> {
+        let name = name.to_owned();
+        self.call(move |conn| {
+            conn.query_row(
+                "SELECT value FROM secrets WHERE name = ?1",
+                params![name],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(map_err)?
+            .map(Secret::new)
+            .ok_or_else(|| StoreError::NotFound(format!("secret {name}")))
+        })
+        .await
+    }
+
+    async fn put(&self, name: &str, value: &Secret) -> StoreResult<()> {
+        let name = name.to_owned();
+        let value = value.clone();
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO secrets(name, value) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                params![name, value.expose()],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete(&self, name: &str) -> StoreResult<()> {
+        let name = name.to_owned();
+        self.call(move |conn| {
+            let n = conn
+                .execute("DELETE FROM secrets WHERE name = ?1", params![name])
+                .map_err(map_err)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("secret {name}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_names(&self) -> StoreResult<Vec<String>> {
+        self.call(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT name FROM secrets ORDER BY name")
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(map_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ClientStore for SqliteStore {
+    async fn get(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
+        let id = client_id.to_owned();
+        self.call(move |conn| {
+            let body: Option<String> = conn
+                .query_row(
+                    "SELECT body FROM clients WHERE client_id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(map_err)?;
+            body.map(|b| serde_json::from_str(&b).map_err(|e| corrupt("client", e)))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list(&self) -> StoreResult<Vec<ClientRecord>> {
+        self.call(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT body FROM clients ORDER BY client_id")
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(map_err)?;
+            let mut out = Vec::new();
+            for body in rows {
+                let body = body.map_err(map_err)?;
+                out.push(serde_json::from_str(&body).map_err(|e| corrupt("client", e))?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn create(&self, record: ClientRecord) -> StoreResult<()> {
+        self.call(move |conn| {
+            let body = serde_json::to_string(&record).map_err(|e| corrupt("client", e))?;
+            let n = conn
+                .execute(
+                    "INSERT INTO clients(client_id, body) VALUES (?1, ?2)
+                     ON CONFLICT(client_id) DO NOTHING",
+                    params![record.client_id, body],
+                )
+                .map_err(map_err)?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "client {} already exists",
+                    record.client_id
+                )));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete(&self, client_id: &str) -> StoreResult<()> {
+        let id = client_id.to_owned();
+        self.call(move |conn| {
+            let n = conn
+                .execute("DELETE FROM clients WHERE client_id = ?1", params![id])
+                .map_err(map_err)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("client {id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+}
