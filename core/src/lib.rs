@@ -4,5 +4,17 @@
 //! `app/` drive this crate.
 
 pub mod auth;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod metrics;
+pub mod proxy;
+pub mod ratelimit;
 pub mod registry;
+pub mod server;
 pub mod store;
+
+pub use config::GatewayConfig;
+pub use error::{ErrorStyle, GatewayError};
+pub use events::{EventBus, TrafficEvent};
+pub use server::Gateway;

@@ -1,3 +1,7 @@
 //! Who is calling (JWT verification against a JWKS) and what they may reach.
 
+pub mod jwt;
 pub mod scopes;
+
+pub use jwt::{AuthError, Principal, Verifier, VerifierConfig};
+pub use scopes::{Explanation, PermissionSet};

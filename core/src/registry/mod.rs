@@ -1,6 +1,7 @@
 //! The registry: agent records, permissions, and the traits every store implements.
 
 pub mod cache;
+pub mod file;
 pub mod model;
 pub mod store;
 

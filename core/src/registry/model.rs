@@ -227,3 +227,73 @@ mod tests {
         }
     }
 }
+
+/// Checks a backend URL: `http` or `https`, a host, no credentials, and not a
+/// link-local or cloud-metadata address. Loopback is allowed: developers run
+/// agents locally.
+pub fn validate_backend_url(raw: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("{raw:?} is not a valid URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "{raw:?}: only http and https backends are supported, not {}",
+            url.scheme()
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "backend URLs must not carry credentials; use backend auth with a secret instead"
+                .into(),
+        );
+    }
+    let blocked = match url.host() {
+        None => return Err(format!("{raw:?} has no host")),
+        Some(url::Host::Ipv4(ip)) => ip.is_link_local() || ip.is_unspecified() || ip.is_broadcast(),
+        Some(url::Host::Ipv6(ip)) => {
+            let seg = ip.segments();
+            (seg[0] & 0xffc0) == 0xfe80
+                || ip == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+                || ip.is_unspecified()
+                || ip
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| v4.is_link_local() || v4.is_unspecified())
+        }
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "metadata.google.internal" || d == "metadata" || d == "instance-data"
+        }
+    };
+    if blocked {
+        return Err(format!(
+            "{raw:?} points at a link-local or cloud-metadata address, which backends may not use"
+        ));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::validate_backend_url;
+
+    #[test]
+    fn backend_urls() {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "https://agent.example.com/a2a",
+            "http://[::1]:9/",
+        ] {
+            assert!(validate_backend_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ftp://x",
+            "http://user:pw@host/",
+            "http://169.254.169.254/latest",
+            "http://[fd00:ec2::254]/",
+            "http://[fe80::1]/",
+            "http://metadata.google.internal/",
+            "not a url",
+            "file:///etc/passwd",
+        ] {
+            assert!(validate_backend_url(bad).is_err(), "{bad}");
+        }
+    }
+}

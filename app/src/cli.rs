@@ -1,0 +1,278 @@
+//! The command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Switchboard: an A2A gateway with a local stack for developing agents offline.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Data directory (default: $SWITCHBOARD_DATA, else the XDG data directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Config file (default: $SWITCHBOARD_CONFIG, else $XDG_CONFIG_HOME/switchboard/config.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do; without one, the local stack starts.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole local stack headless: gateway, issuer and sample agents.
+    Serve(ServeArgs),
+    /// The agent registry.
+    #[command(subcommand)]
+    Agents(AgentsCmd),
+    /// Which scopes reach which agents.
+    #[command(subcommand)]
+    Permissions(PermissionsCmd),
+    /// Clients of the local issuer.
+    #[command(subcommand)]
+    Clients(ClientsCmd),
+    /// Mint and inspect tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Backend secrets (values are never printed).
+    #[command(subcommand)]
+    Secrets(SecretsCmd),
+    /// Load agents, permissions and clients from a registry file (all or nothing).
+    Import(ImportArgs),
+    /// Write agents, permissions and clients as a registry file.
+    Export(ExportArgs),
+}
+
+/// `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Gateway address; port 0 picks free ports for every server.
+    #[arg(long, default_value = "127.0.0.1:7400", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Print one JSON line when ready (URLs, sample agents, a client id and secret).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `agents …`.
+#[derive(Debug, Subcommand)]
+pub enum AgentsCmd {
+    /// List agents.
+    List(JsonFlag),
+    /// Show one agent.
+    Show {
+        /// Agent id.
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Add an agent; name and description come from its card when not given.
+    Add(AgentAddArgs),
+    /// Change fields of an agent.
+    Edit(AgentEditArgs),
+    /// Delete an agent.
+    Rm {
+        /// Agent id.
+        id: String,
+    },
+    /// Let requests reach an agent.
+    Enable {
+        /// Agent id.
+        id: String,
+    },
+    /// Answer 404 for an agent without deleting it.
+    Disable {
+        /// Agent id.
+        id: String,
+    },
+}
+
+/// `--json`.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct JsonFlag {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Backend auth options shared by add and edit.
+#[derive(Debug, Args, Default, Clone)]
+pub struct AuthArgs {
+    /// Send this header to the backend, its value read from --secret.
+    #[arg(long, value_name = "NAME", conflicts_with = "oauth2_token_url")]
+    pub auth_header: Option<String>,
+    /// OAuth2 client-credentials token endpoint for the backend.
+    #[arg(long, value_name = "URL", requires = "oauth2_client_id")]
+    pub oauth2_token_url: Option<String>,
+    /// The gateway's client id at that endpoint.
+    #[arg(long, value_name = "ID", requires = "oauth2_token_url")]
+    pub oauth2_client_id: Option<String>,
+    /// Scopes to request from the backend's token endpoint.
+    #[arg(long = "oauth2-scope", value_name = "SCOPE")]
+    pub oauth2_scopes: Vec<String>,
+    /// Name of the secret holding the header value or client secret
+    /// (set it with `switchboard secrets set`).
+    #[arg(long, value_name = "NAME")]
+    pub secret: Option<String>,
+    /// Send no credentials to the backend.
+    #[arg(long, conflicts_with_all = ["auth_header", "oauth2_token_url"])]
+    pub no_auth: bool,
+}
+
+/// `agents add`.
+#[derive(Debug, Args)]
+pub struct AgentAddArgs {
+    /// Agent id: 1–64 of a-z, 0-9, '-', '_', starting with a letter or digit.
+    pub id: String,
+    /// Backend base URL.
+    #[arg(long)]
+    pub url: String,
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Description.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Requests per minute per client (default: the gateway's).
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// Add it disabled.
+    #[arg(long)]
+    pub disabled: bool,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// `agents edit`.
+#[derive(Debug, Args)]
+pub struct AgentEditArgs {
+    /// Agent id.
+    pub id: String,
+    /// New backend base URL.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// New display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// New description.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// New per-minute limit.
+    #[arg(long, conflicts_with = "default_limit")]
+    pub limit: Option<u32>,
+    /// Use the gateway's default limit.
+    #[arg(long)]
+    pub default_limit: bool,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// `permissions …`.
+#[derive(Debug, Subcommand)]
+pub enum PermissionsCmd {
+    /// List scopes and the agents they grant.
+    List(JsonFlag),
+    /// Let a scope reach agents (`*` for all).
+    Grant {
+        /// The scope, as it appears in tokens.
+        scope: String,
+        /// Agent ids, or `*`.
+        #[arg(required = true)]
+        agents: Vec<String>,
+    },
+    /// Take agents away from a scope.
+    Revoke {
+        /// The scope.
+        scope: String,
+        /// Agent ids, or `*`.
+        #[arg(required = true)]
+        agents: Vec<String>,
+    },
+}
+
+/// `clients …`.
+#[derive(Debug, Subcommand)]
+pub enum ClientsCmd {
+    /// List clients of the local issuer.
+    List(JsonFlag),
+    /// Add a client; its secret is printed once.
+    Add {
+        /// Client id.
+        id: String,
+        /// Scopes the client may request.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Remove a client.
+    Rm {
+        /// Client id.
+        id: String,
+    },
+}
+
+/// `token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Sign a token with the local issuer's key, for a client and scopes.
+    Mint {
+        /// Client id (`client_id` and `sub`).
+        #[arg(long)]
+        client: String,
+        /// Scopes to put in the token.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// Issuer URL for `iss` (default: the running local stack's).
+        #[arg(long)]
+        issuer: Option<String>,
+    },
+    /// Show a token's header and claims, check it, and say what it reaches.
+    Decode {
+        /// The token.
+        token: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+/// `secrets …`.
+#[derive(Debug, Subcommand)]
+pub enum SecretsCmd {
+    /// List secret names.
+    List(JsonFlag),
+    /// Set a secret; the value is read from standard input.
+    Set {
+        /// Secret name.
+        name: String,
+    },
+    /// Delete a secret.
+    Rm {
+        /// Secret name.
+        name: String,
+    },
+}
+
+/// `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Registry file (JSON).
+    pub file: PathBuf,
+}
+
+/// `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Where to write; standard output when omitted.
+    pub file: Option<PathBuf>,
+}

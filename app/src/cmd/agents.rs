@@ -1,0 +1,247 @@
+//! `switchboard agents …`.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use switchboard_core::registry::{
+    validate_agent_id, validate_backend_url, AgentRecord, BackendAuth, StoreError,
+};
+
+use super::Ctx;
+use crate::cli::{AgentAddArgs, AgentEditArgs, AgentsCmd, AuthArgs};
+use crate::output;
+
+/// Runs an `agents` subcommand.
+pub async fn run(ctx: &Ctx, cmd: AgentsCmd) -> anyhow::Result<()> {
+    let stores = ctx.stores()?;
+    let agents = stores.agents;
+    match cmd {
+        AgentsCmd::List(f) => {
+            let list = agents.list().await?;
+            if f.json {
+                return output::json(&list);
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.id.clone(),
+                        a.name.clone(),
+                        if a.enabled { "yes" } else { "no" }.into(),
+                        a.rate_limit
+                            .map(|l| format!("{l}/min"))
+                            .unwrap_or_else(|| "default".into()),
+                        a.auth.describe(),
+                        a.url.clone(),
+                    ]
+                })
+                .collect();
+            output::table(
+                &["ID", "NAME", "ENABLED", "LIMIT", "BACKEND AUTH", "URL"],
+                &rows,
+            );
+            Ok(())
+        }
+        AgentsCmd::Show { id, json } => {
+            let a = agents
+                .get(&id)
+                .await?
+                .with_context(|| format!("no agent {id}"))?;
+            if json.json {
+                return output::json(&a);
+            }
+            print_agent(&a);
+            Ok(())
+        }
+        AgentsCmd::Add(args) => add(ctx, args).await,
+        AgentsCmd::Edit(args) => edit(ctx, args).await,
+        AgentsCmd::Rm { id } => {
+            agents.delete(&id).await.map_err(not_found(&id))?;
+            println!("deleted agent {id}");
+            Ok(())
+        }
+        AgentsCmd::Enable { id } => set_enabled(ctx, &id, true).await,
+        AgentsCmd::Disable { id } => set_enabled(ctx, &id, false).await,
+    }
+}
+
+fn not_found(id: &str) -> impl Fn(StoreError) -> anyhow::Error + '_ {
+    move |e| match e {
+        StoreError::NotFound(_) => anyhow::anyhow!("no agent {id}"),
+        other => other.into(),
+    }
+}
+
+fn print_agent(a: &AgentRecord) {
+    println!("id           {}", a.id);
+    println!("name         {}", a.name);
+    println!("description  {}", a.description);
+    println!("url          {}", a.url);
+    println!("enabled      {}", a.enabled);
+    println!(
+        "limit        {}",
+        a.rate_limit
+            .map(|l| format!("{l} requests/minute per client"))
+            .unwrap_or_else(|| "gateway default".into())
+    );
+    println!("backend auth {}", a.auth.describe());
+    println!("version      {}", a.version);
+}
+
+/// Builds backend auth from flags; `None` when no auth flag was given.
+fn auth_from(args: &AuthArgs) -> anyhow::Result<Option<BackendAuth>> {
+    if args.no_auth {
+        return Ok(Some(BackendAuth::None));
+    }
+    if let Some(name) = &args.auth_header {
+        let secret = args
+            .secret
+            .clone()
+            .context("--auth-header needs --secret NAME (the secret holding the header value)")?;
+        axum_header_name(name)?;
+        return Ok(Some(BackendAuth::Header {
+            name: name.clone(),
+            secret,
+        }));
+    }
+    if let Some(token_url) = &args.oauth2_token_url {
+        url::Url::parse(token_url).with_context(|| format!("--oauth2-token-url {token_url:?}"))?;
+        let secret = args.secret.clone().context(
+            "--oauth2-token-url needs --secret NAME (the secret holding the client secret)",
+        )?;
+        return Ok(Some(BackendAuth::OAuth2 {
+            token_url: token_url.clone(),
+            client_id: args.oauth2_client_id.clone().unwrap_or_default(),
+            secret,
+            scopes: args.oauth2_scopes.clone(),
+        }));
+    }
+    if args.secret.is_some() || !args.oauth2_scopes.is_empty() {
+        bail!("--secret and --oauth2-scope go with --auth-header or --oauth2-token-url");
+    }
+    Ok(None)
+}
+
+fn axum_header_name(name: &str) -> anyhow::Result<()> {
+    reqwest::header::HeaderName::from_bytes(name.as_bytes())
+        .map(|_| ())
+        .with_context(|| format!("{name:?} is not a valid header name"))
+}
+
+/// Fetches `{url}/.well-known/agent-card.json` to learn a name and description.
+async fn fetch_card(url: &str) -> Option<serde_json::Value> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .no_proxy()
+        .build()
+        .ok()?;
+    let card_url = format!("{}/.well-known/agent-card.json", url.trim_end_matches('/'));
+    let resp = client.get(&card_url).send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    resp.json().await.ok()
+}
+
+async fn add(ctx: &Ctx, args: AgentAddArgs) -> anyhow::Result<()> {
+    validate_agent_id(&args.id).map_err(anyhow::Error::msg)?;
+    validate_backend_url(&args.url).map_err(anyhow::Error::msg)?;
+    let auth = auth_from(&args.auth)?.unwrap_or_default();
+    let mut record = AgentRecord::new(&args.id, &args.url);
+    record.auth = auth;
+    record.rate_limit = args.limit;
+    record.enabled = !args.disabled;
+    record.name = args.name.clone().unwrap_or_default();
+    record.description = args.description.clone().unwrap_or_default();
+    if args.name.is_none() || args.description.is_none() {
+        match fetch_card(&args.url).await {
+            Some(card) => {
+                let field = |k: &str| card.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+                if args.name.is_none() {
+                    record.name = field("name").unwrap_or_default();
+                }
+                if args.description.is_none() {
+                    record.description = field("description").unwrap_or_default();
+                }
+                record.card = Some(card);
+            }
+            None => {
+                if !args.json.json {
+                    eprintln!(
+                        "note: no agent card at {}; name and description left empty",
+                        args.url
+                    );
+                }
+            }
+        }
+    }
+    if record.name.is_empty() {
+        record.name = record.id.clone();
+    }
+    let stores = ctx.stores()?;
+    let stored = stores.agents.create(record).await.map_err(|e| match e {
+        StoreError::Conflict(_) => anyhow::anyhow!(
+            "an agent with id {} already exists (use `switchboard agents edit`)",
+            args.id
+        ),
+        other => other.into(),
+    })?;
+    if args.json.json {
+        return output::json(&stored);
+    }
+    println!("added agent {} → {}", stored.id, stored.url);
+    Ok(())
+}
+
+async fn edit(ctx: &Ctx, args: AgentEditArgs) -> anyhow::Result<()> {
+    let stores = ctx.stores()?;
+    let mut record = stores
+        .agents
+        .get(&args.id)
+        .await?
+        .with_context(|| format!("no agent {}", args.id))?;
+    if let Some(url) = &args.url {
+        validate_backend_url(url).map_err(anyhow::Error::msg)?;
+        record.url = url.clone();
+    }
+    if let Some(n) = args.name {
+        record.name = n;
+    }
+    if let Some(d) = args.description {
+        record.description = d;
+    }
+    if let Some(l) = args.limit {
+        record.rate_limit = Some(l);
+    }
+    if args.default_limit {
+        record.rate_limit = None;
+    }
+    if let Some(auth) = auth_from(&args.auth)? {
+        record.auth = auth;
+    }
+    let stored = stores.agents.update(record).await.map_err(|e| match e {
+        StoreError::Conflict(m) => anyhow::anyhow!("{m}; run the edit again"),
+        other => other.into(),
+    })?;
+    if args.json.json {
+        return output::json(&stored);
+    }
+    println!("updated agent {}", stored.id);
+    Ok(())
+}
+
+async fn set_enabled(ctx: &Ctx, id: &str, enabled: bool) -> anyhow::Result<()> {
+    let stores = ctx.stores()?;
+    let mut record = stores
+        .agents
+        .get(id)
+        .await?
+        .with_context(|| format!("no agent {id}"))?;
+    record.enabled = enabled;
+    stores.agents.update(record).await?;
+    println!(
+        "agent {id} {}",
+        if enabled { "enabled" } else { "disabled" }
+    );
+    Ok(())
+}

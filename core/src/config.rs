@@ -1,0 +1,83 @@
+//! Gateway settings. Every field has a default, so a config file names only
+//! what it changes.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How the gateway behaves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Base URL callers use to reach the gateway; card URLs are built from it.
+    /// `None` uses `http://{listen address}`. Never taken from `Host` or
+    /// `X-Forwarded-*` headers.
+    pub public_url: Option<String>,
+    /// Token issuer (`iss`). For local mode the emulator fills it in.
+    pub issuer: Option<String>,
+    /// JWKS URL; `None` discovers it from the issuer.
+    pub jwks_uri: Option<String>,
+    /// Token endpoint advertised in rewritten cards; `None` discovers it.
+    pub token_url: Option<String>,
+    /// When set, only these `client_id`s may call.
+    pub allowed_client_ids: Option<Vec<String>>,
+    /// Clock leeway for `exp`/`nbf`, seconds (at most 60).
+    pub leeway_secs: u64,
+    /// Requests per minute per client for agents without their own limit.
+    pub default_rate_limit: u32,
+    /// Backend connect timeout, milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Time the backend has to send response headers, milliseconds.
+    pub header_timeout_ms: u64,
+    /// Largest request body, bytes.
+    pub body_limit: u64,
+    /// How long a fetched agent card is reused, milliseconds.
+    pub card_ttl_ms: u64,
+    /// How often the registry cache checks the store for edits, milliseconds.
+    pub registry_poll_ms: u64,
+    /// Idle time after which a keep-alive comment is sent on a stream, milliseconds.
+    pub sse_keepalive_ms: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            public_url: None,
+            issuer: None,
+            jwks_uri: None,
+            token_url: None,
+            allowed_client_ids: None,
+            leeway_secs: 30,
+            default_rate_limit: 600,
+            connect_timeout_ms: 2_000,
+            header_timeout_ms: 30_000,
+            body_limit: 10 * 1024 * 1024,
+            card_ttl_ms: 30_000,
+            registry_poll_ms: 500,
+            sse_keepalive_ms: 15_000,
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// [`Self::connect_timeout_ms`] as a `Duration`.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+    /// [`Self::header_timeout_ms`] as a `Duration`.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+    /// [`Self::card_ttl_ms`] as a `Duration`.
+    pub fn card_ttl(&self) -> Duration {
+        Duration::from_millis(self.card_ttl_ms)
+    }
+    /// [`Self::registry_poll_ms`] as a `Duration`.
+    pub fn registry_poll(&self) -> Duration {
+        Duration::from_millis(self.registry_poll_ms)
+    }
+    /// [`Self::sse_keepalive_ms`] as a `Duration`.
+    pub fn sse_keepalive(&self) -> Duration {
+        Duration::from_millis(self.sse_keepalive_ms)
+    }
+}

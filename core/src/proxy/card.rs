@@ -1,0 +1,233 @@
+//! Agent-card rewriting: every URL in a backend's card is made to point at the
+//! gateway, and its security scheme becomes the gateway's own.
+//!
+//! Rewritten fields, each on its own terms:
+//! * A2A 1.0: `supportedInterfaces[].url`;
+//! * A2A 0.3: `url` and `additionalInterfaces[].url`.
+//!
+//! A URL under the backend's base keeps its suffix (`{backend}/rest` becomes
+//! `{gateway}/agents/{id}/rest`), so REST and JSON-RPC endpoints stay apart.
+//! A URL on another origin cannot be proxied faithfully; it is still pointed
+//! at the gateway (with its path) rather than leaking a direct address.
+//!
+//! Card signatures (`signatures`) cover the original bytes and cannot verify
+//! after rewriting, so they are dropped; the gateway does not re-sign.
+//! Nothing else in the card changes.
+
+use serde_json::{json, Map, Value};
+
+/// The name of the gateway's security scheme in rewritten cards.
+pub const SCHEME_NAME: &str = "switchboard";
+
+/// What the rewrite needs to know.
+#[derive(Debug, Clone)]
+pub struct CardContext<'a> {
+    /// The agent's backend base URL from the registry.
+    pub backend_url: &'a str,
+    /// `{public_url}/agents/{id}`.
+    pub gateway_url: &'a str,
+    /// The issuer's token endpoint callers get tokens from.
+    pub token_url: &'a str,
+    /// Scopes that grant this agent.
+    pub scopes: &'a [String],
+}
+
+/// Maps one URL from the card to the gateway.
+pub fn rewrite_url(url: &str, ctx: &CardContext<'_>) -> String {
+    let base = ctx.backend_url.trim_end_matches('/');
+    let gateway = ctx.gateway_url.trim_end_matches('/');
+    if let Some(rest) = url.strip_prefix(base) {
+        if rest.is_empty() || rest.starts_with('/') || rest.starts_with('?') {
+            let rest = rest.trim_end_matches('/');
+            return format!("{gateway}{rest}");
+        }
+    }
+    // Another origin (or an unparseable URL): keep only the path below the
+    // backend's own base path, if any.
+    let base_path = url::Url::parse(base)
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let path = u.path();
+            let path = match path.strip_prefix(base_path.as_str()) {
+                Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+                _ => path,
+            };
+            let path = path.trim_end_matches('/');
+            tracing::warn!(%url, backend = %ctx.backend_url, "card URL is not under the backend URL; pointing it at the gateway anyway");
+            format!("{gateway}{path}")
+        }
+        Err(_) => gateway.to_owned(),
+    }
+}
+
+fn rewrite_interfaces(list: Option<&mut Value>, ctx: &CardContext<'_>) {
+    if let Some(Value::Array(items)) = list {
+        for item in items {
+            if let Some(Value::String(u)) = item.get_mut("url") {
+                *u = rewrite_url(u, ctx);
+            }
+        }
+    }
+}
+
+/// Rewrites a card. Never fails: a card that is not a JSON object comes back
+/// unchanged except that it is not trusted to carry URLs.
+pub fn rewrite_card(mut card: Value, ctx: &CardContext<'_>) -> Value {
+    let Some(obj) = card.as_object_mut() else {
+        return card;
+    };
+    let is_v1 = obj.contains_key("supportedInterfaces");
+    let is_v03 = obj.contains_key("url") || obj.contains_key("additionalInterfaces");
+    rewrite_interfaces(obj.get_mut("supportedInterfaces"), ctx);
+    rewrite_interfaces(obj.get_mut("additionalInterfaces"), ctx);
+    if let Some(Value::String(u)) = obj.get_mut("url") {
+        *u = rewrite_url(u, ctx);
+    }
+    obj.remove("signatures");
+
+    let scopes: Map<String, Value> = ctx
+        .scopes
+        .iter()
+        .map(|s| {
+            (
+                s.clone(),
+                json!(format!("grants access through the gateway ({s})")),
+            )
+        })
+        .collect();
+    let flows = json!({ "clientCredentials": { "tokenUrl": ctx.token_url, "scopes": scopes } });
+    let description = "OAuth2 client credentials from the Switchboard gateway's issuer";
+    // A 1.0 card gets the 1.0 scheme shape, a 0.3 card the 0.3 one, and a card
+    // speaking both gets both, as the official SDKs emit them.
+    let mut scheme = Map::new();
+    if is_v1 {
+        scheme.insert(
+            "oauth2SecurityScheme".into(),
+            json!({ "description": description, "flows": flows }),
+        );
+        obj.insert(
+            "securityRequirements".into(),
+            json!([{ "schemes": { SCHEME_NAME: { "list": ctx.scopes } } }]),
+        );
+    }
+    if is_v03 || !is_v1 {
+        scheme.insert("type".into(), json!("oauth2"));
+        scheme.insert("description".into(), json!(description));
+        scheme.insert("flows".into(), flows);
+        obj.insert("security".into(), json!([{ SCHEME_NAME: ctx.scopes }]));
+    } else {
+        obj.remove("security");
+    }
+    obj.insert(
+        "securitySchemes".into(),
+        json!({ SCHEME_NAME: Value::Object(scheme) }),
+    );
+    card
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    fn ctx(scopes: &[String]) -> CardContext<'_> {
+        CardContext {
+            backend_url: "http://10.0.0.5:9000/a2a",
+            gateway_url: "https://gw.example/agents/echo",
+            token_url: "https://issuer.example/oauth2/token",
+            scopes,
+        }
+    }
+
+    #[test]
+    fn urls_keep_their_suffix() {
+        let s = vec![];
+        let c = ctx(&s);
+        assert_eq!(
+            rewrite_url("http://10.0.0.5:9000/a2a", &c),
+            "https://gw.example/agents/echo"
+        );
+        assert_eq!(
+            rewrite_url("http://10.0.0.5:9000/a2a/", &c),
+            "https://gw.example/agents/echo"
+        );
+        assert_eq!(
+            rewrite_url("http://10.0.0.5:9000/a2a/rest", &c),
+            "https://gw.example/agents/echo/rest"
+        );
+        assert_eq!(
+            rewrite_url("http://other:1/a2a/v1", &c),
+            "https://gw.example/agents/echo/v1"
+        );
+        assert_eq!(
+            rewrite_url("http://10.0.0.5:9000/a2abc", &c),
+            "https://gw.example/agents/echo/a2abc"
+        );
+    }
+
+    #[test]
+    fn v1_card() {
+        let s = vec!["switchboard/echo".to_owned()];
+        let card = json!({
+            "name": "Echo",
+            "supportedInterfaces": [
+                {"url": "http://10.0.0.5:9000/a2a", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
+                {"url": "http://10.0.0.5:9000/a2a/rest", "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"}
+            ],
+            "securitySchemes": {"backend": {"apiKeySecurityScheme": {"name": "x-key"}}},
+            "signatures": [{"protected": "x", "signature": "y"}],
+            "skills": [{"id": "echo", "name": "Echo"}]
+        });
+        assert_eq!(
+            rewrite_card(card, &ctx(&s)),
+            json!({
+                "name": "Echo",
+                "supportedInterfaces": [
+                    {"url": "https://gw.example/agents/echo", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
+                    {"url": "https://gw.example/agents/echo/rest", "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"}
+                ],
+                "securitySchemes": {"switchboard": {"oauth2SecurityScheme": {
+                    "description": "OAuth2 client credentials from the Switchboard gateway's issuer",
+                    "flows": {"clientCredentials": {
+                        "tokenUrl": "https://issuer.example/oauth2/token",
+                        "scopes": {"switchboard/echo": "grants access through the gateway (switchboard/echo)"}
+                    }}
+                }}},
+                "securityRequirements": [{"schemes": {"switchboard": {"list": ["switchboard/echo"]}}}],
+                "skills": [{"id": "echo", "name": "Echo"}]
+            })
+        );
+    }
+
+    #[test]
+    fn v03_card() {
+        let s = vec![];
+        let card = json!({
+            "name": "Echo",
+            "url": "http://10.0.0.5:9000/a2a",
+            "preferredTransport": "JSONRPC",
+            "additionalInterfaces": [{"url": "http://10.0.0.5:9000/a2a/v1", "transport": "HTTP+JSON"}],
+            "security": [{"backend": []}]
+        });
+        let out = rewrite_card(card, &ctx(&s));
+        assert_eq!(out["url"], json!("https://gw.example/agents/echo"));
+        assert_eq!(
+            out["additionalInterfaces"],
+            json!([{"url": "https://gw.example/agents/echo/v1", "transport": "HTTP+JSON"}])
+        );
+        assert_eq!(out["security"], json!([{"switchboard": []}]));
+        assert_eq!(
+            out["securitySchemes"]["switchboard"]["type"],
+            json!("oauth2")
+        );
+        assert_eq!(out["preferredTransport"], json!("JSONRPC"));
+    }
+
+    #[test]
+    fn non_object_cards_are_left_alone() {
+        let s = vec![];
+        assert_eq!(rewrite_card(json!([1, 2]), &ctx(&s)), json!([1, 2]));
+    }
+}

@@ -1,0 +1,303 @@
+//! The gateway: state shared by every request, and the axum router that
+//! assembles the request path.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+
+use crate::auth::{Verifier, VerifierConfig};
+use crate::config::GatewayConfig;
+use crate::error::GatewayError;
+use crate::events::EventBus;
+use crate::metrics::Metrics;
+use crate::proxy::backend_auth::BackendAuthenticator;
+use crate::proxy::card::{rewrite_card, CardContext};
+use crate::proxy::forward;
+use crate::ratelimit::RateLimiter;
+use crate::registry::{AgentRecord, RegistryCache};
+use crate::store::Stores;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Settings that cannot work.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The registry could not be loaded.
+    #[error("cannot load the registry: {0}")]
+    Store(#[from] crate::registry::StoreError),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+/// Everything the request path needs. Share as `Arc<Gateway>`.
+pub struct Gateway {
+    /// Settings in force.
+    pub config: GatewayConfig,
+    /// Base URL callers use.
+    pub public_url: String,
+    /// Token endpoint advertised in cards.
+    pub token_url: String,
+    /// Token verification.
+    pub verifier: Arc<Verifier>,
+    /// Cached registry and permissions.
+    pub registry: Arc<RegistryCache>,
+    /// Per-minute counters.
+    pub limiter: RateLimiter,
+    /// Backend credentials.
+    pub backend_auth: BackendAuthenticator,
+    /// Pooled client for backends.
+    pub http: reqwest::Client,
+    /// Traffic events.
+    pub events: EventBus,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// The stores.
+    pub stores: Stores,
+    cards: Mutex<HashMap<String, (u64, Instant, Value)>>,
+    _poller: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self._poller.abort();
+    }
+}
+
+/// The pooled client used for backends: no redirects, no proxies from the
+/// environment, Nagle off.
+pub fn backend_client(config: &GatewayConfig) -> Result<reqwest::Client, StartError> {
+    reqwest::Client::builder()
+        .connect_timeout(config.connect_timeout())
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(1024)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| StartError::Http(e.to_string()))
+}
+
+impl Gateway {
+    /// Builds the gateway. `public_url` is where callers reach it (no
+    /// trailing slash); `token_url` is what cards advertise.
+    pub async fn new(
+        config: GatewayConfig,
+        stores: Stores,
+        events: EventBus,
+        public_url: String,
+    ) -> Result<Arc<Gateway>, StartError> {
+        let issuer = config
+            .issuer
+            .clone()
+            .ok_or_else(|| StartError::Config("no token issuer configured".into()))?;
+        let http = backend_client(&config)?;
+        let verifier = Verifier::new(
+            VerifierConfig {
+                issuer: issuer.clone(),
+                jwks_uri: config.jwks_uri.clone(),
+                allowed_client_ids: config.allowed_client_ids.clone(),
+                leeway_secs: config.leeway_secs,
+            },
+            http.clone(),
+        );
+        let token_url = config
+            .token_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/oauth2/token", issuer.trim_end_matches('/')));
+        let registry =
+            RegistryCache::load(stores.agents.clone(), stores.permissions.clone()).await?;
+        let poller = registry.spawn_poller(config.registry_poll());
+        Ok(Arc::new(Gateway {
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            token_url,
+            verifier,
+            registry,
+            limiter: RateLimiter::new(stores.counters.clone()),
+            backend_auth: BackendAuthenticator::new(stores.secrets.clone(), http.clone()),
+            http,
+            events,
+            metrics: Arc::new(Metrics::new()),
+            stores,
+            cards: Mutex::new(HashMap::new()),
+            _poller: poller,
+            config,
+        }))
+    }
+
+    /// `{public_url}/agents/{id}`.
+    pub fn agent_url(&self, id: &str) -> String {
+        format!("{}/agents/{id}", self.public_url)
+    }
+
+    /// `http` or `https`, from the public URL.
+    pub fn public_proto(&self) -> &str {
+        if self.public_url.starts_with("https:") {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The axum router for the whole HTTP surface.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics))
+            .route("/agents", get(list_agents))
+            .route("/agents/", get(list_agents))
+            .route("/agents/{*rest}", any(agents))
+            .fallback(|| async { GatewayError::NotFound("no such route".into()).into_response() })
+            .with_state(self.clone())
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn serve(
+        self: &Arc<Self>,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(
+            listener,
+            self.router()
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+
+    /// The backend card for `agent`, fetched or from the short cache.
+    async fn backend_card(&self, agent: &AgentRecord) -> Result<Value, GatewayError> {
+        if let Some((version, at, card)) = self.cards.lock().get(&agent.id) {
+            if *version == agent.version && at.elapsed() < self.config.card_ttl() {
+                return Ok(card.clone());
+            }
+        }
+        let url = format!(
+            "{}/.well-known/agent-card.json",
+            agent.url.trim_end_matches('/')
+        );
+        let mut req = self.http.get(&url).timeout(self.config.header_timeout());
+        if let Some((name, value)) = self.backend_auth.header(&agent.id, &agent.auth).await? {
+            req = req.header(name, value);
+        }
+        let resp = req.send().await.map_err(|e| {
+            if e.is_timeout() {
+                GatewayError::BackendTimeout
+            } else if e.is_connect() {
+                GatewayError::BackendUnreachable(e.without_url().to_string())
+            } else {
+                GatewayError::BackendBadResponse(e.without_url().to_string())
+            }
+        })?;
+        if !resp.status().is_success() {
+            return Err(GatewayError::BackendBadResponse(format!(
+                "card request answered {}",
+                resp.status()
+            )));
+        }
+        let card: Value = resp.json().await.map_err(|e| {
+            GatewayError::BackendBadResponse(format!("card is not JSON: {}", e.without_url()))
+        })?;
+        self.cards.lock().insert(
+            agent.id.clone(),
+            (agent.version, Instant::now(), card.clone()),
+        );
+        Ok(card)
+    }
+}
+
+/// `GET /agents/{id}/.well-known/agent-card.json` (and `agent.json`).
+pub(crate) async fn card(gw: &Arc<Gateway>, id: &str) -> Response {
+    let snapshot = gw.registry.snapshot();
+    let Some(agent) = snapshot.routable(id).cloned() else {
+        return GatewayError::NotFound(format!("no agent {id}")).into_response();
+    };
+    let scopes: Vec<String> = snapshot
+        .permissions
+        .permissions()
+        .into_iter()
+        .filter(|p| p.agents.contains(id) || p.agents.contains(crate::auth::scopes::ALL_AGENTS))
+        .map(|p| p.scope)
+        .collect();
+    drop(snapshot);
+    let card = match gw.backend_card(&agent).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(agent = id, error = ?e, "agent card unavailable");
+            return e.into_response();
+        }
+    };
+    let gateway_url = gw.agent_url(id);
+    let rewritten = rewrite_card(
+        card,
+        &CardContext {
+            backend_url: &agent.url,
+            gateway_url: &gateway_url,
+            token_url: &gw.token_url,
+            scopes: &scopes,
+        },
+    );
+    (
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, "max-age=30")],
+        axum::Json(rewritten),
+    )
+        .into_response()
+}
+
+async fn agents(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    forward::handle(gw, peer, req).await
+}
+
+async fn list_agents(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    forward::list_reachable(gw, headers).await
+}
+
+async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
+    let store = gw.stores.agents.generation().await;
+    let keys = if gw.verifier.key_count() > 0 {
+        Ok(gw.verifier.key_count())
+    } else {
+        gw.verifier.prefetch().await
+    };
+    let ready = store.is_ok() && keys.is_ok();
+    let body = json!({
+        "ready": ready,
+        "store": store.as_ref().map(|_| "ok".to_owned()).unwrap_or_else(|e| e.to_string()),
+        "signing_keys": match &keys { Ok(n) => json!(n), Err(e) => json!(e.to_string()) },
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        gw.metrics.render(),
+    )
+        .into_response()
+}

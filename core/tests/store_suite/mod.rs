@@ -1,0 +1,237 @@
+//! One store test suite, written once and run against every backend.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use pretty_assertions::assert_eq;
+use switchboard_core::registry::{
+    AgentRecord, BackendAuth, ClientRecord, CounterKey, CounterOutcome, Permission, Secret,
+    StoreError,
+};
+use switchboard_core::store::Stores;
+
+fn agent(id: &str) -> AgentRecord {
+    let mut a = AgentRecord::new(id, format!("http://127.0.0.1:9/{id}"));
+    a.name = format!("Agent {id}");
+    a.description = "does things".into();
+    a.rate_limit = Some(10);
+    a.auth = BackendAuth::OAuth2 {
+        token_url: "http://127.0.0.1:9/token".into(),
+        client_id: "gw".into(),
+        secret: "s".into(),
+        scopes: vec!["a".into()],
+    };
+    a
+}
+
+pub async fn agents(stores: &Stores) {
+    let s = &stores.agents;
+    let g0 = s.generation().await.unwrap();
+    assert_eq!(s.get("a1").await.unwrap(), None);
+    let created = s.create(agent("a1")).await.unwrap();
+    assert_eq!(created.version, 1);
+    assert!(created.updated_at > 0);
+    assert_eq!(s.get("a1").await.unwrap(), Some(created.clone()));
+    assert!(s.generation().await.unwrap() != g0);
+
+    // Conflict on duplicate create.
+    assert!(matches!(
+        s.create(agent("a1")).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // Conditional update.
+    let mut edit = created.clone();
+    edit.name = "renamed".into();
+    let updated = s.update(edit.clone()).await.unwrap();
+    assert_eq!(updated.version, 2);
+    assert_eq!(updated.name, "renamed");
+    // A stale edit is refused and changes nothing.
+    assert!(matches!(s.update(edit).await, Err(StoreError::Conflict(_))));
+    assert_eq!(s.get("a1").await.unwrap().unwrap().version, 2);
+    // Update of a missing record.
+    assert!(matches!(
+        s.update(agent("zz")).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // put_many creates and replaces.
+    s.put_many(vec![agent("a2"), agent("a3"), agent("a1")])
+        .await
+        .unwrap();
+    let ids: Vec<String> = s.list().await.unwrap().into_iter().map(|a| a.id).collect();
+    assert_eq!(ids, vec!["a1", "a2", "a3"]);
+    assert_eq!(s.get("a1").await.unwrap().unwrap().name, "Agent a1");
+    assert_eq!(s.get("a1").await.unwrap().unwrap().version, 3);
+
+    // Delete.
+    let g1 = s.generation().await.unwrap();
+    s.delete("a2").await.unwrap();
+    assert!(s.generation().await.unwrap() != g1);
+    assert!(matches!(s.delete("a2").await, Err(StoreError::NotFound(_))));
+    assert_eq!(s.get("a2").await.unwrap(), None);
+}
+
+pub async fn permissions(stores: &Stores) {
+    let p = &stores.permissions;
+    let g0 = p.generation().await.unwrap();
+    assert_eq!(p.list().await.unwrap(), vec![]);
+    let got = p.grant("s1", &["a".into(), "b".into()]).await.unwrap();
+    assert_eq!(got.agents, BTreeSet::from(["a".to_owned(), "b".to_owned()]));
+    p.grant("s1", &["c".into()]).await.unwrap();
+    p.grant("s2", &["*".into()]).await.unwrap();
+    assert!(p.generation().await.unwrap() != g0);
+    assert_eq!(
+        p.list().await.unwrap(),
+        vec![
+            Permission {
+                scope: "s1".into(),
+                agents: ["a", "b", "c"].iter().map(|s| s.to_string()).collect()
+            },
+            Permission {
+                scope: "s2".into(),
+                agents: ["*".to_owned()].into()
+            },
+        ]
+    );
+    let left = p.revoke("s1", &["a".into(), "b".into()]).await.unwrap();
+    assert_eq!(left.unwrap().agents, BTreeSet::from(["c".to_owned()]));
+    assert_eq!(p.revoke("s1", &["c".into()]).await.unwrap(), None);
+    assert!(matches!(
+        p.revoke("s1", &["c".into()]).await,
+        Err(StoreError::NotFound(_))
+    ));
+    p.replace_all(vec![Permission {
+        scope: "only".into(),
+        agents: ["x".to_owned()].into(),
+    }])
+    .await
+    .unwrap();
+    let scopes: Vec<String> = p
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.scope)
+        .collect();
+    assert_eq!(scopes, vec!["only"]);
+}
+
+pub async fn counters(stores: &Stores) {
+    let c = &stores.counters;
+    let key = CounterKey {
+        client_id: "c".into(),
+        agent_id: "a".into(),
+        window: 1000,
+    };
+    assert_eq!(
+        c.try_increment(&key, 2, 2_000_000_000).await.unwrap(),
+        CounterOutcome::Allowed(1)
+    );
+    assert_eq!(
+        c.try_increment(&key, 2, 2_000_000_000).await.unwrap(),
+        CounterOutcome::Allowed(2)
+    );
+    assert_eq!(
+        c.try_increment(&key, 2, 2_000_000_000).await.unwrap(),
+        CounterOutcome::Limited(2)
+    );
+    // Another window, another count.
+    let next = CounterKey {
+        window: 1001,
+        ..key.clone()
+    };
+    assert_eq!(
+        c.try_increment(&next, 2, 2_000_000_000).await.unwrap(),
+        CounterOutcome::Allowed(1)
+    );
+    // Expired windows are not listed.
+    let old = CounterKey {
+        window: 1,
+        ..key.clone()
+    };
+    c.try_increment(&old, 5, 100).await.unwrap();
+    let live = c.list(1_000_000).await.unwrap();
+    let windows: Vec<(u64, u64)> = live.iter().map(|e| (e.key.window, e.count)).collect();
+    assert_eq!(windows, vec![(1000, 2), (1001, 1)]);
+    // Limit zero admits nothing.
+    let zero = CounterKey { window: 5, ..key };
+    assert_eq!(
+        c.try_increment(&zero, 0, 2_000_000_000).await.unwrap(),
+        CounterOutcome::Limited(0)
+    );
+}
+
+/// 256 concurrent increments against a limit of 100 admit exactly 100.
+pub async fn counters_exact_under_concurrency(stores: &Stores) {
+    let c = stores.counters.clone();
+    let key = Arc::new(CounterKey {
+        client_id: "burst".into(),
+        agent_id: "a".into(),
+        window: 42,
+    });
+    let mut tasks = Vec::new();
+    for _ in 0..256 {
+        let c = c.clone();
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            c.try_increment(&key, 100, 2_000_000_000).await.unwrap()
+        }));
+    }
+    let mut allowed = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), CounterOutcome::Allowed(_)) {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 100);
+}
+
+pub async fn secrets(stores: &Stores) {
+    let s = &stores.secrets;
+    assert!(matches!(s.get("k").await, Err(StoreError::NotFound(_))));
+    s.put("k", &Secret::new("v1")).await.unwrap();
+    assert_eq!(s.get("k").await.unwrap().expose(), "v1");
+    s.put("k", &Secret::new("v2")).await.unwrap();
+    assert_eq!(s.get("k").await.unwrap().expose(), "v2");
+    s.put("a", &Secret::new("x")).await.unwrap();
+    assert_eq!(s.list_names().await.unwrap(), vec!["a", "k"]);
+    s.delete("k").await.unwrap();
+    assert!(matches!(s.delete("k").await, Err(StoreError::NotFound(_))));
+    assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(••••••)");
+}
+
+pub async fn clients(stores: &Stores) {
+    let c = &stores.clients;
+    let rec = ClientRecord {
+        client_id: "c1".into(),
+        secret_hash: "salt$hash".into(),
+        allowed_scopes: vec!["s".into()],
+        created_at: 1,
+    };
+    assert_eq!(c.get("c1").await.unwrap(), None);
+    c.create(rec.clone()).await.unwrap();
+    assert!(matches!(
+        c.create(rec.clone()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(c.get("c1").await.unwrap(), Some(rec.clone()));
+    assert_eq!(c.list().await.unwrap(), vec![rec]);
+    c.delete("c1").await.unwrap();
+    assert!(matches!(c.delete("c1").await, Err(StoreError::NotFound(_))));
+}
+
+/// Every test above, in order, on fresh stores from `make`.
+pub async fn run_all<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Stores>,
+{
+    agents(&make().await).await;
+    permissions(&make().await).await;
+    counters(&make().await).await;
+    counters_exact_under_concurrency(&make().await).await;
+    secrets(&make().await).await;
+    clients(&make().await).await;
+}

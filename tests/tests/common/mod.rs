@@ -1,0 +1,135 @@
+//! Shared harness: the whole local stack on ephemeral ports, real sockets,
+//! a real SQLite file and tokens signed with the issuer's real key.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use switchboard_core::GatewayConfig;
+use switchboard_emulator::stack::{LocalStack, StackOptions};
+use tempfile::TempDir;
+
+pub struct Stack {
+    pub stack: LocalStack,
+    pub http: reqwest::Client,
+    pub dir: TempDir,
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+pub async fn start() -> Stack {
+    start_with(GatewayConfig::default()).await
+}
+
+pub async fn start_with(config: GatewayConfig) -> Stack {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = LocalStack::start(StackOptions {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        config,
+    })
+    .await
+    .expect("the local stack starts");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    Stack { stack, http, dir }
+}
+
+impl Stack {
+    pub fn gw(&self, path: &str) -> String {
+        format!("{}{}", self.stack.info.gateway_url, path)
+    }
+
+    pub fn agent_backend(&self, id: &str) -> String {
+        self.stack
+            .info
+            .agents
+            .iter()
+            .find(|a| a.id == id)
+            .unwrap()
+            .url
+            .clone()
+    }
+
+    /// A token from the issuer's token endpoint for the demo client.
+    pub async fn token(&self, scopes: &[&str]) -> String {
+        let info = &self.stack.info;
+        let resp = self
+            .http
+            .post(&info.token_url)
+            .basic_auth(&info.client_id, Some(&info.client_secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", &scopes.join(" ")),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            200,
+            "token endpoint: {}",
+            resp.text().await.unwrap()
+        );
+        let body: Value = resp.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Signs arbitrary claims with the issuer's own key and kid.
+    pub fn sign(&self, claims: &Value) -> String {
+        let pem = std::fs::read_to_string(self.dir.path().join("issuer-key.pem")).unwrap();
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(self.stack.issuer.kid().to_owned());
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
+    }
+
+    /// Claims like the issuer's, valid now, for the demo client.
+    pub fn claims(&self, scopes: &[&str]) -> Value {
+        let now = now();
+        json!({
+            "sub": "demo-client",
+            "client_id": "demo-client",
+            "scope": scopes.join(" "),
+            "token_use": "access",
+            "iss": self.stack.info.issuer_url,
+            "iat": now,
+            "exp": now + 600,
+            "jti": "test",
+        })
+    }
+
+    pub async fn send(&self, agent: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(self.gw(&format!("/agents/{agent}")))
+            .header("A2A-Version", "1.0")
+            .json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Waits until the gateway's registry cache has caught up with the store.
+    pub async fn reload(&self) {
+        self.stack.gateway.registry.reload().await.unwrap();
+    }
+}
+
+pub fn send_message(id: &str, text: &str) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "method": "SendMessage",
+        "params": {"message": {"messageId": format!("m-{id}"), "role": "ROLE_USER", "parts": [{"text": text}]}},
+    })
+}
