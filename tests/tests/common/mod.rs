@@ -28,6 +28,7 @@ pub async fn start() -> Stack {
 
 pub async fn start_with(config: GatewayConfig) -> Stack {
     let dir = tempfile::tempdir().unwrap();
+    install_test_key(dir.path());
     let stack = LocalStack::start(StackOptions {
         data_dir: dir.path().to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -41,6 +42,19 @@ pub async fn start_with(config: GatewayConfig) -> Stack {
         .build()
         .unwrap();
     Stack { stack, http, dir }
+}
+
+/// Puts the fixture signing key in a data directory, so tests skip RSA key
+/// generation (covered by the issuer's own tests).
+pub fn install_test_key(data_dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let src = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/test-issuer-key.pem"
+    );
+    let dst = data_dir.join("issuer-key.pem");
+    std::fs::copy(src, &dst).unwrap();
+    std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 impl Stack {
