@@ -62,6 +62,16 @@ pub fn rewrite_url(url: &str, ctx: &CardContext<'_>) -> String {
     }
 }
 
+/// One scope list per alternative requirement: each granting scope alone,
+/// or a single empty list when no scope grants the agent yet.
+fn requirement_scopes(ctx: &CardContext<'_>) -> Vec<Vec<String>> {
+    if ctx.scopes.is_empty() {
+        vec![vec![]]
+    } else {
+        ctx.scopes.iter().map(|s| vec![s.clone()]).collect()
+    }
+}
+
 fn rewrite_interfaces(list: Option<&mut Value>, ctx: &CardContext<'_>) {
     if let Some(Value::Array(items)) = list {
         for item in items {
@@ -107,16 +117,23 @@ pub fn rewrite_card(mut card: Value, ctx: &CardContext<'_>) -> Value {
             "oauth2SecurityScheme".into(),
             json!({ "description": description, "flows": flows }),
         );
-        obj.insert(
-            "securityRequirements".into(),
-            json!([{ "schemes": { SCHEME_NAME: { "list": ctx.scopes } } }]),
-        );
+        // Any one granting scope is enough: one requirement per scope (a
+        // requirement's list means "all of these").
+        let alternatives: Vec<Value> = requirement_scopes(ctx)
+            .into_iter()
+            .map(|s| json!({ "schemes": { SCHEME_NAME: { "list": s } } }))
+            .collect();
+        obj.insert("securityRequirements".into(), Value::Array(alternatives));
     }
     if is_v03 || !is_v1 {
         scheme.insert("type".into(), json!("oauth2"));
         scheme.insert("description".into(), json!(description));
         scheme.insert("flows".into(), flows);
-        obj.insert("security".into(), json!([{ SCHEME_NAME: ctx.scopes }]));
+        let alternatives: Vec<Value> = requirement_scopes(ctx)
+            .into_iter()
+            .map(|s| json!({ SCHEME_NAME: s }))
+            .collect();
+        obj.insert("security".into(), Value::Array(alternatives));
     } else {
         obj.remove("security");
     }
@@ -223,6 +240,24 @@ mod tests {
             json!("oauth2")
         );
         assert_eq!(out["preferredTransport"], json!("JSONRPC"));
+    }
+
+    #[test]
+    fn each_granting_scope_is_an_alternative() {
+        let s = vec!["a".to_owned(), "b".to_owned()];
+        let card = json!({"supportedInterfaces": [], "url": "http://10.0.0.5:9000/a2a"});
+        let out = rewrite_card(card, &ctx(&s));
+        assert_eq!(
+            out["securityRequirements"],
+            json!([
+                {"schemes": {"switchboard": {"list": ["a"]}}},
+                {"schemes": {"switchboard": {"list": ["b"]}}}
+            ])
+        );
+        assert_eq!(
+            out["security"],
+            json!([{"switchboard": ["a"]}, {"switchboard": ["b"]}])
+        );
     }
 
     #[test]
