@@ -655,3 +655,147 @@ async fn a2a_version_header_passes_through_unchanged() {
     assert_eq!(body["result"]["kind"], json!("task"));
     assert_eq!(body["result"]["status"]["state"], json!("completed"));
 }
+
+/// What crosses the gateway: the rest of the path and the query go through
+/// untouched, `A2A-Version` passes unchanged, hop-by-hop headers and the
+/// caller's credentials stay behind, and `X-Forwarded-*` are set by the
+/// gateway, not copied from the caller.
+#[tokio::test]
+async fn headers_and_paths_cross_the_gateway_as_they_should() {
+    use axum::http::HeaderMap;
+    let s = start().await;
+    let app = axum::Router::new().fallback(
+        |method: axum::http::Method, uri: axum::http::Uri, headers: HeaderMap| async move {
+            let h: serde_json::Map<String, Value> = headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or("?"))))
+                .collect();
+            (
+                [
+                    ("connection", "x-backend-secret"),
+                    ("x-backend-secret", "1"),
+                    ("x-visible", "yes"),
+                ],
+                axum::Json(
+                    json!({"method": method.as_str(), "uri": uri.to_string(), "headers": h}),
+                ),
+            )
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/base", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    s.stack
+        .stores
+        .agents
+        .create(AgentRecord::new("mirror", url))
+        .await
+        .unwrap();
+    s.stack
+        .stores
+        .permissions
+        .grant("test/mirror", &["mirror".into()])
+        .await
+        .unwrap();
+    s.reload().await;
+    let token = s.sign(&s.claims(&["test/mirror"]));
+
+    let resp = s
+        .http
+        .get(s.gw("/agents/mirror/v1/tasks/t-1:subscribe?historyLength=3&x=a%20b"))
+        .bearer_auth(&token)
+        .header("A2A-Version", "0.3")
+        .header("Connection", "keep-alive, x-hop")
+        .header("x-hop", "drop me")
+        .header("X-Forwarded-For", "6.6.6.6")
+        .header("X-Forwarded-Host", "evil.example")
+        .header("x-custom", "kept")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-visible"], "yes");
+    assert!(resp.headers().get("x-backend-secret").is_none());
+    assert_eq!(resp.headers()["ratelimit-limit"], "600");
+    let seen: Value = resp.json().await.unwrap();
+    assert_eq!(seen["method"], json!("GET"));
+    assert_eq!(
+        seen["uri"],
+        json!("/base/v1/tasks/t-1:subscribe?historyLength=3&x=a%20b")
+    );
+    let h = &seen["headers"];
+    assert_eq!(h["a2a-version"], json!("0.3"));
+    assert_eq!(h["x-custom"], json!("kept"));
+    assert_eq!(h.get("authorization"), None, "caller token forwarded: {h}");
+    assert_eq!(h.get("x-hop"), None);
+    assert_eq!(h["x-forwarded-for"], json!("127.0.0.1"));
+    assert_eq!(h["x-forwarded-proto"], json!("http"));
+    assert_eq!(
+        h["x-forwarded-host"],
+        json!(s.stack.info.gateway_url.trim_start_matches("http://"))
+    );
+
+    // Without an A2A-Version header none is added.
+    let seen: Value = s
+        .http
+        .post(s.gw("/agents/mirror"))
+        .bearer_auth(&token)
+        .json(&send_message("1", "x"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["headers"].get("a2a-version"), None);
+    assert_eq!(seen["uri"], json!("/base"));
+}
+
+/// The traffic bus sees each request start, each SSE event and the end.
+#[tokio::test]
+async fn traffic_events_follow_a_stream() {
+    use switchboard_core::TrafficEvent;
+    let s = start().await;
+    let mut rx = s.stack.gateway.events.subscribe();
+    let token = s.token(&["switchboard/stream"]).await;
+    let body = json!({
+        "jsonrpc": "2.0", "id": "s1", "method": "SendStreamingMessage",
+        "params": {"message": {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "hello"}]}},
+    });
+    let resp = s.send("stream", Some(&token), &body).await;
+    let n_events = resp.text().await.unwrap().matches("data:").count();
+    let mut started = None;
+    let mut sse = 0;
+    let mut finished = None;
+    while finished.is_none() {
+        let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        match &*ev {
+            TrafficEvent::Started {
+                client,
+                agent,
+                method,
+                ..
+            } => started = Some((client.clone(), agent.clone(), method.clone())),
+            TrafficEvent::Sse { seq, .. } => {
+                assert_eq!(*seq, sse);
+                sse += 1;
+            }
+            TrafficEvent::Finished { status, error, .. } => {
+                finished = Some((*status, error.clone()))
+            }
+        }
+    }
+    assert_eq!(
+        started,
+        Some((
+            "demo-client".into(),
+            "stream".into(),
+            "SendStreamingMessage".into()
+        ))
+    );
+    assert_eq!(sse as usize, n_events);
+    assert_eq!(finished, Some((200, None)));
+}

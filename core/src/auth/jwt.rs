@@ -292,7 +292,14 @@ impl Verifier {
             let state = self.state.read();
             if let Some(last) = state.last_fetch {
                 // Someone else refreshed while we waited, or we are cooling down.
-                if last >= started || (!force && last.elapsed() < REFRESH_COOLDOWN) {
+                // With no keys at all (the issuer was down at start), retry
+                // sooner, but still at most once a second.
+                let cooldown = if state.keys.is_empty() {
+                    Duration::from_secs(1)
+                } else {
+                    REFRESH_COOLDOWN
+                };
+                if last >= started || (!force && last.elapsed() < cooldown) {
                     return Ok(state.keys.len());
                 }
             }

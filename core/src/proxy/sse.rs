@@ -10,6 +10,7 @@
 //!   each event on the traffic bus.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,7 +32,7 @@ struct Relay {
     tail: [u8; 4],
     tap: Option<mpsc::Sender<Bytes>>,
     error_event: Box<dyn Fn(&str) -> Bytes + Send>,
-    guard: FinishGuard,
+    guard: Arc<FinishGuard>,
     done: bool,
 }
 
@@ -58,8 +59,12 @@ pub fn relay_sse(
     error_event: Box<dyn Fn(&str) -> Bytes + Send>,
     guard: FinishGuard,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
+    let guard = Arc::new(guard);
     let tap = bus.map(|(bus, id)| {
         let (tx, rx) = mpsc::channel::<Bytes>(1024);
+        // The parser holds the guard too, so the request's end is recorded
+        // after its last event.
+        let guard = guard.clone();
         tokio::spawn(async move {
             let mut events = ReceiverStream::new(rx)
                 .map(Ok::<_, Infallible>)
@@ -74,6 +79,7 @@ pub fn relay_sse(
                 });
                 seq += 1;
             }
+            drop(guard);
         });
         tx
     });
