@@ -14,6 +14,9 @@ pub struct ConfigFile {
     /// Gateway settings.
     #[serde(default)]
     pub gateway: GatewayConfig,
+    /// Named profiles besides the built-in `local`.
+    #[serde(default)]
+    pub profiles: std::collections::BTreeMap<String, switchboard_core::profile::ProfileConfig>,
 }
 
 /// The data directory: `--data-dir`, `SWITCHBOARD_DATA`, or `$XDG_DATA_HOME/switchboard`.

@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod metrics;
+pub mod profile;
 pub mod proxy;
 pub mod ratelimit;
 pub mod registry;
