@@ -15,6 +15,15 @@ pub struct Cli {
     /// Config file (default: $SWITCHBOARD_CONFIG, else $XDG_CONFIG_HOME/switchboard/config.toml).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Profile to work against: `local` (default) or one named in the config file.
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        env = "SWITCHBOARD_PROFILE",
+        default_value = "local"
+    )]
+    pub profile: String,
     /// What to do; without one, the local stack starts.
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -10,6 +10,7 @@ mod token;
 
 use std::path::PathBuf;
 
+use switchboard_core::profile::{find_profile, Profile, ProfileKind};
 use switchboard_core::store::Stores;
 
 use crate::cli::{Cli, Command, ServeArgs};
@@ -21,12 +22,20 @@ pub struct Ctx {
     pub data_dir: PathBuf,
     /// The config file's contents.
     pub config: paths::ConfigFile,
+    /// The profile chosen with `--profile`.
+    pub profile: Profile,
 }
 
 impl Ctx {
     /// Opens the stores of the data directory.
     pub fn stores(&self) -> anyhow::Result<Stores> {
-        switchboard_emulator::stack::open_stores(&self.data_dir)
+        match &self.profile.kind {
+            ProfileKind::Local => switchboard_emulator::stack::open_stores(&self.data_dir),
+            ProfileKind::Aws(_) => anyhow::bail!(
+                "profile {} is an AWS profile, and this build has no AWS backends",
+                self.profile.name
+            ),
+        }
     }
 }
 
@@ -44,9 +53,12 @@ fn init_logging(default: &str) {
 
 /// Runs a parsed command line.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let config = paths::load_config(cli.config.as_deref())?;
+    let profile = find_profile(&config.profiles, &cli.profile).map_err(anyhow::Error::msg)?;
     let ctx = Ctx {
         data_dir: paths::data_dir(cli.data_dir.as_deref())?,
-        config: paths::load_config(cli.config.as_deref())?,
+        config,
+        profile,
     };
     match cli.command {
         None => {
