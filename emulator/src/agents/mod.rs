@@ -26,7 +26,8 @@
 //!   message carry the parts it was sent.
 //! * **stream**: works for a while: the task (submitted), `working`, then
 //!   artifact chunks appended to one artifact, then `completed`, each event
-//!   300 ms after the previous one (500 ms when the text contains `slow`).
+//!   300 ms after the previous one (500 ms when the text contains `slow`, in
+//!   any case).
 //!   Message metadata `intervalMs` (0–60000) and `chunks` (1–100) override
 //!   the pacing and the number of chunks (default 4).
 //! * **guarded**: the echo agent behind a bearer token from the local issuer
@@ -669,7 +670,7 @@ impl Agent {
                 let text = message.text();
                 let interval = match setting("intervalMs") {
                     Some(ms) => Duration::from_millis(ms.min(MAX_INTERVAL_MS)),
-                    None if text.contains("slow") => SLOW_INTERVAL,
+                    None if text.to_lowercase().contains("slow") => SLOW_INTERVAL,
                     None => STREAM_INTERVAL,
                 };
                 let chunks = setting("chunks")
@@ -776,12 +777,16 @@ async fn run(
     interval: Duration,
     mut cancel: CancelSignal,
 ) {
-    for step in steps {
+    for mut step in steps {
         if !interval.is_zero() {
             tokio::select! {
                 () = tokio::time::sleep(interval) => {}
                 _ = cancel.wait_for(|canceled| *canceled) => {}
             }
+        }
+        // A status is stamped when it is set, not when it was planned.
+        if let StreamEvent::Status { status, .. } = &mut step {
+            *status = TaskStatus::now(status.state, status.message.take());
         }
         if *cancel.borrow() || !agent.tasks.apply(&task_id, step) {
             return;
