@@ -27,7 +27,6 @@ pub const FAILURE_TTL: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 enum Slot {
-    Empty,
     Ready {
         value: Secret,
         until: Instant,
@@ -39,7 +38,15 @@ enum Slot {
     },
 }
 
-type SlotRef = Arc<tokio::sync::Mutex<Slot>>;
+/// One cached credential: the value (read on every request without waiting)
+/// and a lock that lets one task at a time refresh it.
+#[derive(Default)]
+struct Cell {
+    slot: parking_lot::Mutex<Option<Slot>>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+type SlotRef = Arc<Cell>;
 
 /// Builds backend credentials; share one per gateway.
 pub struct BackendAuthenticator {
@@ -71,11 +78,7 @@ impl BackendAuthenticator {
     }
 
     fn slot(&self, key: String) -> SlotRef {
-        self.slots
-            .lock()
-            .entry(key)
-            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Slot::Empty)))
-            .clone()
+        self.slots.lock().entry(key).or_default().clone()
     }
 
     /// The header to add for `auth`, if any.
@@ -125,31 +128,22 @@ impl BackendAuthenticator {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<(Secret, Duration), GatewayError>>,
     {
-        let slot = self.slot(key);
-        // One refresh at a time: the others wait here and then find it ready.
-        let mut guard = slot.lock().await;
-        let now = Instant::now();
-        match &*guard {
-            Slot::Ready { value, until } if *until > now => return Ok(value.clone()),
-            Slot::Failed {
-                error,
-                unavailable,
-                until,
-            } if *until > now => {
-                return Err(if *unavailable {
-                    GatewayError::Unavailable(error.clone())
-                } else {
-                    GatewayError::BackendAuth(error.clone())
-                })
-            }
-            _ => {}
+        let cell = self.slot(key);
+        if let Some(answer) = fresh(&cell) {
+            return answer;
         }
+        // One refresh at a time: the others wait here and then find it fresh.
+        let _refreshing = cell.refresh.lock().await;
+        if let Some(answer) = fresh(&cell) {
+            return answer;
+        }
+        let now = Instant::now();
         match fetch().await {
             Ok((value, ttl)) => {
-                *guard = Slot::Ready {
+                *cell.slot.lock() = Some(Slot::Ready {
                     value: value.clone(),
                     until: now + ttl,
-                };
+                });
                 Ok(value)
             }
             Err(e) => {
@@ -158,11 +152,11 @@ impl BackendAuthenticator {
                     GatewayError::BackendAuth(m) => (m.clone(), false),
                     other => (other.to_string(), false),
                 };
-                *guard = Slot::Failed {
+                *cell.slot.lock() = Some(Slot::Failed {
                     error,
                     unavailable,
                     until: now + FAILURE_TTL,
-                };
+                });
                 Err(e)
             }
         }
@@ -225,6 +219,24 @@ impl BackendAuthenticator {
         let lifetime = Duration::from_secs(body.expires_in.unwrap_or(300));
         let ttl = lifetime.checked_sub(REFRESH_MARGIN).unwrap_or(lifetime / 2);
         Ok((Secret::new(body.access_token), ttl))
+    }
+}
+
+/// The cached answer while it is still good.
+fn fresh(cell: &Cell) -> Option<Result<Secret, GatewayError>> {
+    let now = Instant::now();
+    match cell.slot.lock().as_ref()? {
+        Slot::Ready { value, until } if *until > now => Some(Ok(value.clone())),
+        Slot::Failed {
+            error,
+            unavailable,
+            until,
+        } if *until > now => Some(Err(if *unavailable {
+            GatewayError::Unavailable(error.clone())
+        } else {
+            GatewayError::BackendAuth(error.clone())
+        })),
+        _ => None,
     }
 }
 
