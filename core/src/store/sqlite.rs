@@ -163,21 +163,23 @@ fn run_in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    match conn.execute_batch("SAVEPOINT job") {
-        Err(e) => Err(map_err(e)),
-        Ok(()) => {
-            let r = f(conn);
-            let end = if r.is_ok() {
-                conn.execute_batch("RELEASE job")
-            } else {
-                conn.execute_batch("ROLLBACK TO job; RELEASE job")
-            };
-            match end {
-                Ok(()) => r,
-                Err(e) => Err(map_err(e)),
-            }
-        }
-    }
+    exec_cached(conn, "SAVEPOINT job")?;
+    let r = f(conn);
+    let end = if r.is_ok() {
+        exec_cached(conn, "RELEASE job")
+    } else {
+        exec_cached(conn, "ROLLBACK TO job").and_then(|()| exec_cached(conn, "RELEASE job"))
+    };
+    end.and(r)
+}
+
+/// Runs a statement without parameters from the connection's statement cache
+/// (these run for every job, so they are parsed once).
+fn exec_cached(conn: &Connection, sql: &str) -> StoreResult<()> {
+    conn.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute([]))
+        .map(|_| ())
+        .map_err(map_err)
 }
 
 #[cfg(unix)]
@@ -201,8 +203,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let err = map_err(e);
+        if let Err(err) = exec_cached(&conn, "BEGIN IMMEDIATE") {
             tracing::warn!(error = %err, "SQLite store could not begin a transaction");
             for job in batch {
                 job(Err(StoreError::Unavailable(err.to_string())))(Ok(()));
@@ -210,7 +211,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
             continue;
         }
         let completions: Vec<Completion> = batch.into_iter().map(|job| job(Ok(&conn))).collect();
-        let commit = conn.execute_batch("COMMIT").map_err(map_err);
+        let commit = exec_cached(&conn, "COMMIT");
         if let Err(e) = &commit {
             tracing::warn!(error = %e, "SQLite commit failed; rolling back");
             let _ = conn.execute_batch("ROLLBACK");
@@ -494,22 +495,26 @@ impl CounterStore for SqliteStore {
         self.call(move |conn| {
             let storage_key = key.storage_key();
             let counted: Option<i64> = conn
-                .query_row(
+                .prepare_cached(
                     "INSERT INTO counters(key, client_id, agent_id, window, count, expires_at)
                      VALUES (?1, ?2, ?3, ?4, 1, ?5)
                      ON CONFLICT(key) DO UPDATE SET count = count + 1 WHERE count < ?6
                      RETURNING count",
-                    params![
-                        storage_key,
-                        key.client_id,
-                        key.agent_id,
-                        key.window as i64,
-                        expires_at as i64,
-                        limit as i64
-                    ],
-                    |r| r.get(0),
                 )
-                .optional()
+                .and_then(|mut stmt| {
+                    stmt.query_row(
+                        params![
+                            storage_key,
+                            key.client_id,
+                            key.agent_id,
+                            key.window as i64,
+                            expires_at as i64,
+                            limit as i64
+                        ],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                })
                 .map_err(map_err)?;
             Ok(match counted {
                 Some(n) => CounterOutcome::Allowed(n as u64),

@@ -2,7 +2,7 @@
 //! through here and is published, under the same lock, to the task's
 //! subscribers, so a stream sees each change exactly once and in order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use parking_lot::Mutex;
 use tokio::sync::{broadcast, watch};
@@ -12,7 +12,7 @@ use super::model::{Message, StreamEvent, Task, TaskState, TaskStatus};
 /// Most tasks kept; the oldest are forgotten first.
 const CAPACITY: usize = 10_000;
 /// Events a slow subscriber may fall behind before it loses some.
-const EVENT_BUFFER: usize = 256;
+const EVENT_BUFFER: usize = 64;
 
 struct Entry {
     task: Task,
@@ -39,6 +39,8 @@ pub struct TaskStore {
 #[derive(Default)]
 struct Inner {
     tasks: HashMap<String, Entry>,
+    /// Task ids, oldest first, for eviction in constant time.
+    order: VecDeque<String>,
     next_seq: u64,
 }
 
@@ -54,16 +56,15 @@ impl TaskStore {
         let (events, events_rx) = broadcast::channel(EVENT_BUFFER);
         let (canceled, canceled_rx) = watch::channel(false);
         let mut inner = self.inner.lock();
-        if inner.tasks.len() >= CAPACITY {
-            if let Some(oldest) = inner
-                .tasks
-                .iter()
-                .min_by_key(|(_, e)| e.seq)
-                .map(|(id, _)| id.clone())
-            {
-                inner.tasks.remove(&oldest);
+        while inner.tasks.len() >= CAPACITY {
+            match inner.order.pop_front() {
+                Some(oldest) => {
+                    inner.tasks.remove(&oldest);
+                }
+                None => break,
             }
         }
+        inner.order.push_back(task.id.clone());
         let seq = inner.next_seq;
         inner.next_seq += 1;
         inner.tasks.insert(
