@@ -281,6 +281,7 @@ async fn bench(cfg: &Config, stack: &Stack, tmp: &Path) -> Result<u64> {
         .context("nginx did not proxy SendMessage to the echo agent")?;
 
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load_before = load_average();
     eprintln!(
         "\n{} connections, closed loop, {} warm-up + {} per target; {} CPUs; load generator: {} thread(s)",
         cfg.connections,
@@ -303,22 +304,20 @@ async fn bench(cfg: &Config, stack: &Stack, tmp: &Path) -> Result<u64> {
     }
 
     eprintln!(
-        "\nadded latency: open loop {} req/s, {} warm-up + {} per target",
+        "\nadded latency: open loop {} req/s, {} warm-up + {} per target, in alternating 1 s slices",
         cfg.rate,
         secs(cfg.warmup),
         secs(cfg.latency_duration)
     );
-    let mut latency = Vec::new();
-    for target in [&direct, &gateway] {
-        eprint!("  latency: {:<8} ... ", target.name);
-        let run = open_loop(target.clone(), cfg, &meters).await?;
+    let latency = open_loop(&[direct.clone(), gateway.clone()], cfg, &meters).await?;
+    for run in &latency {
         eprintln!(
-            "p50 {} p99 {}, {} errors",
+            "  latency: {:<8} ... p50 {} p99 {}, {} errors",
+            run.target,
             ms(run.stats.p(50.0)),
             ms(run.stats.p(99.0)),
             run.stats.errors()
         );
-        latency.push(run);
     }
     let nginx_version = nginx_version(&nginx.bin);
     nginx.stop();
@@ -327,6 +326,8 @@ async fn bench(cfg: &Config, stack: &Stack, tmp: &Path) -> Result<u64> {
         cfg,
         cpus,
         nginx_version,
+        load_before,
+        load_after: load_average(),
         self_test: stack.bin.is_none(),
         throughput: &throughput,
         latency: &latency,
@@ -646,41 +647,100 @@ async fn closed_worker(
 // ---------------------------------------------------------------------------
 // open loop: requests leave on a fixed schedule whether or not earlier ones are done
 
-async fn open_loop(target: Arc<Target>, cfg: &Config, meters: &Meters) -> Result<Run> {
-    let pool: Arc<Mutex<Vec<Conn>>> = Arc::new(Mutex::new(Vec::new()));
-    let stats = Arc::new(Mutex::new(Stats::new()?));
-    for _ in 0..OPEN_LOOP_POOL {
-        let conn = connect(target.addr)
-            .await
-            .map_err(|e| anyhow!("{}: {}", e.kind, e.detail))?;
-        lock(&pool).push(conn);
-        lock(&stats).connects += 1;
-    }
+/// Length of one open-loop slice: the targets take turns slice by slice, so
+/// background load on the machine falls on all of them alike.
+const SLICE: Duration = Duration::from_secs(1);
 
-    let rate = cfg.rate as f64;
-    let t0 = Instant::now() + Duration::from_millis(20);
-    let measure_start = t0 + cfg.warmup;
-    let total = ((cfg.warmup + cfg.latency_duration).as_secs_f64() * rate).round() as u64;
+struct OpenLoopState {
+    target: Arc<Target>,
+    pool: Arc<Mutex<Vec<Conn>>>,
+    stats: Arc<Mutex<Stats>>,
+    measured: Duration,
+    cpu: CpuUse,
+    next_id: u64,
+}
+
+/// Open loop at `cfg.rate` for every target: a warm-up slice each, then
+/// alternating slices until each has `cfg.latency_duration` measured.
+async fn open_loop(targets: &[Arc<Target>], cfg: &Config, meters: &Meters) -> Result<Vec<Run>> {
+    let mut states = Vec::new();
+    for target in targets {
+        let pool: Arc<Mutex<Vec<Conn>>> = Arc::new(Mutex::new(Vec::new()));
+        let stats = Arc::new(Mutex::new(Stats::new()?));
+        for _ in 0..OPEN_LOOP_POOL {
+            let conn = connect(target.addr)
+                .await
+                .map_err(|e| anyhow!("{}: {}", e.kind, e.detail))?;
+            lock(&pool).push(conn);
+            lock(&stats).connects += 1;
+        }
+        states.push(OpenLoopState {
+            target: target.clone(),
+            pool,
+            stats,
+            measured: Duration::ZERO,
+            cpu: CpuUse::default(),
+            next_id: 1,
+        });
+    }
+    if !cfg.warmup.is_zero() {
+        for state in &mut states {
+            open_slice(state, cfg.rate, cfg.warmup, None).await?;
+        }
+    }
+    let mut left = cfg.latency_duration;
+    while !left.is_zero() {
+        let len = left.min(SLICE);
+        for state in &mut states {
+            open_slice(state, cfg.rate, len, Some(meters)).await?;
+        }
+        left -= len;
+    }
+    let mut runs = Vec::new();
+    for state in states {
+        drop(state.pool);
+        let stats = Arc::try_unwrap(state.stats)
+            .map_err(|_| anyhow!("open loop: request tasks still hold the stats"))?
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        runs.push(Run {
+            target: state.target.name,
+            stats,
+            measured: state.measured,
+            cpu: state.cpu,
+        });
+    }
+    Ok(runs)
+}
+
+/// One slice of `len` at `rate` req/s; measured when `meters` is given.
+async fn open_slice(
+    state: &mut OpenLoopState,
+    rate: u64,
+    len: Duration,
+    meters: Option<&Meters>,
+) -> Result<()> {
+    let rate = rate as f64;
+    let total = (len.as_secs_f64() * rate).round() as u64;
+    let record = meters.is_some();
+    let cpu_start = meters.map(Meters::sample);
+    let t0 = Instant::now();
     let mut in_flight = JoinSet::new();
-    let mut cpu_start = None;
     for i in 0..total {
         let scheduled = t0 + Duration::from_secs_f64(i as f64 / rate);
         tokio::time::sleep_until(scheduled.into()).await;
-        let record = scheduled >= measure_start;
-        if record && cpu_start.is_none() {
-            cpu_start = Some(meters.sample());
-        }
         // Latency runs from the moment the request is dispatched: it includes
         // waiting for a free connection, not the timer's own lateness.
         let dispatched = Instant::now();
         in_flight.spawn(open_request(
-            target.clone(),
-            pool.clone(),
-            stats.clone(),
-            i + 1,
+            state.target.clone(),
+            state.pool.clone(),
+            state.stats.clone(),
+            state.next_id,
             dispatched,
             record,
         ));
+        state.next_id += 1;
         while let Some(done) = in_flight.try_join_next() {
             done?;
         }
@@ -688,21 +748,11 @@ async fn open_loop(target: Arc<Target>, cfg: &Config, meters: &Meters) -> Result
     while let Some(done) = in_flight.join_next().await {
         done?;
     }
-    let cpu = match cpu_start {
-        Some(start) => meters.sample().since(&start),
-        None => CpuUse::default(),
-    };
-    drop(pool);
-    let stats = Arc::try_unwrap(stats)
-        .map_err(|_| anyhow!("open loop: request tasks still hold the stats"))?
-        .into_inner()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    Ok(Run {
-        target: target.name,
-        stats,
-        measured: cfg.latency_duration,
-        cpu,
-    })
+    if let (Some(meters), Some(start)) = (meters, cpu_start) {
+        state.cpu = state.cpu.plus(&meters.sample().since(&start));
+        state.measured += len;
+    }
+    Ok(())
 }
 
 async fn open_request(
@@ -1391,6 +1441,14 @@ struct CpuUse {
 }
 
 impl CpuUse {
+    fn plus(&self, other: &CpuUse) -> CpuUse {
+        CpuUse {
+            client: self.client + other.client,
+            serve: self.serve + other.serve,
+            nginx: self.nginx + other.nginx,
+        }
+    }
+
     fn since(&self, start: &CpuUse) -> CpuUse {
         CpuUse {
             client: self.client.saturating_sub(start.client),
@@ -1454,6 +1512,16 @@ fn process_tree_cpu(pid: u32) -> Duration {
     total
 }
 
+/// The 1-minute load average, from /proc/loadavg.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 // ---------------------------------------------------------------------------
 // the report
 
@@ -1461,6 +1529,9 @@ struct Report<'a> {
     cfg: &'a Config,
     cpus: usize,
     nginx_version: String,
+    /// 1-minute load average before and after the runs.
+    load_before: Option<f64>,
+    load_after: Option<f64>,
     self_test: bool,
     throughput: &'a [Run],
     latency: &'a [Run],
@@ -1524,6 +1595,18 @@ impl Report<'_> {
             "{} CPUs shared by load generator and servers; reference proxy: {}",
             self.cpus, self.nginx_version
         );
+        if let (Some(before), Some(after)) = (self.load_before, self.load_after) {
+            let _ = writeln!(
+                o,
+                "load average (1 min) before {before:.2}, after {after:.2}{}",
+                if before > 0.5 * self.cpus as f64 {
+                    " — OTHER PROCESSES WERE BUSY: throughput and tail latency are understated; \
+                     CPU µs/req is still comparable"
+                } else {
+                    ""
+                }
+            );
+        }
         let _ = writeln!(o, "{bar}");
 
         let _ = writeln!(
@@ -1571,7 +1654,7 @@ impl Report<'_> {
 
         let _ = writeln!(
             o,
-            "\nAdded latency: open loop {} req/s, {} warm-up + {} measured each",
+            "\nAdded latency: open loop {} req/s, {} warm-up + {} measured each, alternating 1 s slices",
             cfg.rate,
             secs(cfg.warmup),
             secs(cfg.latency_duration)
