@@ -24,7 +24,10 @@ pub struct Cli {
         default_value = "local"
     )]
     pub profile: String,
-    /// What to do; without one, the local stack starts.
+    /// Gateway address of the console's local stack (port 0: free ports).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// What to do; without one, the console opens with the local stack inside.
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -53,6 +56,32 @@ pub enum Command {
     Import(ImportArgs),
     /// Write agents, permissions and clients as a registry file.
     Export(ExportArgs),
+    /// An AWS profile's DynamoDB tables: create them, or see what exists.
+    #[command(subcommand)]
+    Aws(AwsCmd),
+    /// Copy agents and permissions from one profile to another (shows the difference first).
+    Sync(SyncArgs),
+    /// Find agents by describing what you need (every agent: the operator's view).
+    Discover(DiscoverArgs),
+}
+
+/// `discover`.
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// What you need, in plain words, e.g. "book me a flight to Lisbon".
+    #[arg(value_parser = parse_query)]
+    pub query: String,
+    /// How many agents to show (1–50).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub k: u32,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+fn parse_query(q: &str) -> Result<String, String> {
+    switchboard_core::discovery::validate_query(q)
+        .map(str::to_owned)
+        .map_err(|e| e.to_string())
 }
 
 /// `serve`.
@@ -284,4 +313,41 @@ pub struct ImportArgs {
 pub struct ExportArgs {
     /// Where to write; standard output when omitted.
     pub file: Option<PathBuf>,
+}
+
+/// `aws …` (on the profile chosen with `--profile`).
+#[derive(Debug, Subcommand)]
+pub enum AwsCmd {
+    /// Create the profile's tables and their TTL settings if missing, and wait until they are active.
+    Bootstrap {
+        /// Give up waiting for the tables after this many seconds.
+        #[arg(long, default_value_t = 300, value_name = "SECS")]
+        wait: u64,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Show which tables exist, their state, TTL and item counts, and the secrets under the prefix.
+    Status(JsonFlag),
+}
+
+/// `sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Profile to copy from.
+    #[arg(long, default_value = "local", value_name = "NAME")]
+    pub from: String,
+    /// Profile to copy to.
+    #[arg(long, value_name = "NAME")]
+    pub to: String,
+    /// Show the difference and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also copy the values of the secrets the agents use (never copied otherwise).
+    #[arg(long)]
+    pub copy_secrets: bool,
+    /// Do not ask for confirmation when the target profile is marked production.
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
 }

@@ -2,6 +2,7 @@
 
 mod cli;
 mod cmd;
+pub mod console;
 mod output;
 mod paths;
 

@@ -1,6 +1,7 @@
 //! Gateway settings. Every field has a default, so a config file names only
 //! what it changes.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,13 @@ pub struct GatewayConfig {
     pub registry_poll_ms: u64,
     /// Idle time after which a keep-alive comment is sent on a stream, milliseconds.
     pub sse_keepalive_ms: u64,
+    /// Directory of the discovery model (`model.onnx` and tokenizer files).
+    /// `None`: `$SWITCHBOARD_MODEL_DIR`, else
+    /// `${SWITCHBOARD_CACHE:-~/.cache/switchboard}/model`.
+    pub model_dir: Option<PathBuf>,
+    /// The ONNX Runtime shared library. `None`: `$ORT_DYLIB_PATH`, else
+    /// `libonnxruntime.so.1.32.0` in the model directory.
+    pub ort_dylib_path: Option<PathBuf>,
 }
 
 impl Default for GatewayConfig {
@@ -55,6 +63,8 @@ impl Default for GatewayConfig {
             card_ttl_ms: 30_000,
             registry_poll_ms: 500,
             sse_keepalive_ms: 15_000,
+            model_dir: None,
+            ort_dylib_path: None,
         }
     }
 }
@@ -75,6 +85,14 @@ impl GatewayConfig {
     /// [`Self::registry_poll_ms`] as a `Duration`.
     pub fn registry_poll(&self) -> Duration {
         Duration::from_millis(self.registry_poll_ms)
+    }
+    /// Where discovery looks for its model: these settings, then the
+    /// environment, then the cache directory.
+    pub fn model_paths(&self) -> crate::discovery::ModelPaths {
+        crate::discovery::ModelPaths::resolve(
+            self.model_dir.as_deref(),
+            self.ort_dylib_path.as_deref(),
+        )
     }
     /// [`Self::sse_keepalive_ms`] as a `Duration`.
     pub fn sse_keepalive(&self) -> Duration {

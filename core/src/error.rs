@@ -34,6 +34,9 @@ pub enum GatewayError {
     /// Malformed request the gateway itself must judge (query parameters and the like).
     #[error("{0}")]
     BadRequest(String),
+    /// A discovery query over [`crate::discovery::MAX_QUERY_BYTES`].
+    #[error("the query is {0} bytes long; at most {max} bytes are accepted", max = crate::discovery::MAX_QUERY_BYTES)]
+    QueryTooLong(usize),
     /// Backend refused or reset the connection. The detail is logged, not sent.
     #[error("the agent's backend could not be reached")]
     BackendUnreachable(String),
@@ -77,7 +80,9 @@ impl GatewayError {
             GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
             GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            GatewayError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::PayloadTooLarge(_) | GatewayError::QueryTooLong(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
             GatewayError::BackendUnreachable(_)
             | GatewayError::BackendBadResponse(_)
@@ -93,9 +98,9 @@ impl GatewayError {
             GatewayError::Unauthenticated(_) => "UNAUTHENTICATED",
             GatewayError::Forbidden(_) => "PERMISSION_DENIED",
             GatewayError::NotFound(_) => "NOT_FOUND",
-            GatewayError::RateLimited { .. } | GatewayError::PayloadTooLarge(_) => {
-                "RESOURCE_EXHAUSTED"
-            }
+            GatewayError::RateLimited { .. }
+            | GatewayError::PayloadTooLarge(_)
+            | GatewayError::QueryTooLong(_) => "RESOURCE_EXHAUSTED",
             GatewayError::BadRequest(_) => "INVALID_ARGUMENT",
             GatewayError::BackendUnreachable(_)
             | GatewayError::BackendBadResponse(_)
@@ -115,6 +120,7 @@ impl GatewayError {
             GatewayError::NotFound(_) => "AGENT_NOT_FOUND",
             GatewayError::RateLimited { .. } => "RATE_LIMITED",
             GatewayError::PayloadTooLarge(_) => "REQUEST_BODY_TOO_LARGE",
+            GatewayError::QueryTooLong(_) => "QUERY_TOO_LONG",
             GatewayError::BadRequest(_) => "INVALID_REQUEST",
             GatewayError::BackendUnreachable(_) => "BACKEND_UNREACHABLE",
             GatewayError::BackendBadResponse(_) => "BACKEND_BAD_RESPONSE",
@@ -132,7 +138,7 @@ impl GatewayError {
             GatewayError::Forbidden(_) => -32051,
             GatewayError::NotFound(_) => -32052,
             GatewayError::RateLimited { .. } => -32053,
-            GatewayError::PayloadTooLarge(_) => -32054,
+            GatewayError::PayloadTooLarge(_) | GatewayError::QueryTooLong(_) => -32054,
             GatewayError::BadRequest(_) => -32600,
             GatewayError::BackendUnreachable(_) | GatewayError::BackendBadResponse(_) => -32055,
             GatewayError::BackendTimeout => -32056,

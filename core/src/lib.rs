@@ -1,10 +1,11 @@
 //! Switchboard's gateway as a library: authentication, authorization, rate
-//! limits, routing, backend auth, streaming proxy, agent-card rewriting, and
-//! the stores behind them. No UI and no printing: the console and the CLI in
-//! `app/` drive this crate.
+//! limits, routing, backend auth, streaming proxy, agent-card rewriting,
+//! semantic discovery, and the stores behind them. No UI and no printing: the
+//! console and the CLI in `app/` drive this crate.
 
 pub mod auth;
 pub mod config;
+pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod metrics;
@@ -14,6 +15,7 @@ pub mod ratelimit;
 pub mod registry;
 pub mod server;
 pub mod store;
+pub mod sync;
 
 pub use config::GatewayConfig;
 pub use error::{ErrorStyle, GatewayError};

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use crate::auth::{Verifier, VerifierConfig};
 use crate::config::GatewayConfig;
+use crate::discovery::{Discovery, ModelSource};
 use crate::error::GatewayError;
 use crate::events::EventBus;
 use crate::metrics::Metrics;
@@ -65,6 +66,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// The stores.
     pub stores: Stores,
+    /// Semantic discovery over the registry (`GET /discover`).
+    pub discovery: Arc<Discovery>,
     cards: Mutex<HashMap<String, (u64, Instant, Value)>>,
     _poller: tokio::task::JoinHandle<()>,
 }
@@ -119,6 +122,14 @@ impl Gateway {
         let registry =
             RegistryCache::load(stores.agents.clone(), stores.permissions.clone()).await?;
         let poller = registry.spawn_poller(config.registry_poll());
+        // Loads the model in the background: start-up never waits for it and
+        // never fails because of it.
+        let discovery = Discovery::start(
+            registry.clone(),
+            stores.embeddings.clone(),
+            ModelSource::Files(config.model_paths()),
+        )
+        .await;
         Ok(Arc::new(Gateway {
             public_url: public_url.trim_end_matches('/').to_owned(),
             token_url,
@@ -130,6 +141,7 @@ impl Gateway {
             events,
             metrics: Arc::new(Metrics::new()),
             stores,
+            discovery,
             cards: Mutex::new(HashMap::new()),
             _poller: poller,
             config,
@@ -159,6 +171,7 @@ impl Gateway {
             .route("/agents", get(list_agents))
             .route("/agents/", get(list_agents))
             .route("/agents/{*rest}", any(agents))
+            .route("/discover", get(discover))
             .fallback(|| async { GatewayError::NotFound("no such route".into()).into_response() })
             .with_state(self.clone())
     }
@@ -270,6 +283,14 @@ async fn list_agents(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Resp
     forward::list_reachable(gw, headers).await
 }
 
+async fn discover(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    crate::discovery::http::discover(gw, headers, uri).await
+}
+
 async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
     let store = gw.stores.agents.generation().await;
     let keys = if gw.verifier.key_count() > 0 {
@@ -282,6 +303,8 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
         "ready": ready,
         "store": store.as_ref().map(|_| "ok".to_owned()).unwrap_or_else(|e| e.to_string()),
         "signing_keys": match &keys { Ok(n) => json!(n), Err(e) => json!(e.to_string()) },
+        // Informational: discovery answers (lexically) even without its model.
+        "discovery": gw.discovery.status(),
     });
     let status = if ready {
         StatusCode::OK

@@ -68,3 +68,25 @@ fn rusqlite_lock(path: &std::path::Path) -> rusqlite::Connection {
     conn.execute_batch("BEGIN EXCLUSIVE; SELECT 1;").unwrap();
     conn
 }
+
+#[tokio::test]
+async fn a_damaged_embedding_is_reported_not_misread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let stores = Stores::sqlite(SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    // 10 bytes cannot be 384-dimensional f32 vectors.
+    conn.execute(
+        "INSERT INTO embeddings(agent_id, model, text_hash, dimensions, vectors, updated_at)
+         VALUES ('a', 'm', 'h', 384, x'00010203040506070809', 1)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let err = stores.embeddings.get("a").await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(matches!(
+        stores.embeddings.list().await.unwrap_err(),
+        StoreError::Corrupt(_)
+    ));
+}

@@ -12,7 +12,6 @@ use switchboard_core::auth::{Verifier, VerifierConfig};
 use switchboard_core::registry::file::RegistryFile;
 use switchboard_core::registry::{AgentRecord, BackendAuth, Secret, StoreError};
 use switchboard_core::server::backend_client;
-use switchboard_core::store::sqlite::SqliteStore;
 use switchboard_core::store::Stores;
 use switchboard_core::{EventBus, Gateway, GatewayConfig};
 use tokio::net::TcpListener;
@@ -30,15 +29,14 @@ pub const DEMO_SECRET: &str = "sample/demo-client";
 /// Scope the guarded sample agent requires of its callers (the gateway).
 pub const GUARDED_SCOPE: &str = "agents/guarded.invoke";
 /// The SQLite file inside the data directory.
-pub const DB_FILE: &str = "switchboard.db";
+pub const DB_FILE: &str = switchboard_core::store::DB_FILE;
 /// Runtime facts of a running stack, for the CLI.
 pub const RUNTIME_FILE: &str = "runtime.json";
 
 /// Opens the stores of a data directory.
 pub fn open_stores(data_dir: &Path) -> anyhow::Result<Stores> {
-    let db = SqliteStore::open(&data_dir.join(DB_FILE))
-        .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
-    Ok(Stores::sqlite(db))
+    Stores::open(&switchboard_core::profile::Profile::local(), data_dir)
+        .with_context(|| format!("opening the data directory {}", data_dir.display()))
 }
 
 /// What a started stack tells its users (also written to `runtime.json`).
@@ -121,11 +119,24 @@ fn next_port(addr: SocketAddr, n: u16) -> SocketAddr {
 impl LocalStack {
     /// Starts everything and returns once every server accepts connections.
     pub async fn start(options: StackOptions) -> anyhow::Result<LocalStack> {
+        std::fs::create_dir_all(&options.data_dir)
+            .with_context(|| format!("creating {}", options.data_dir.display()))?;
+        let stores = open_stores(&options.data_dir)?;
+        Self::start_with_stores(options, stores).await
+    }
+
+    /// Like [`LocalStack::start`], on stores of the caller's choosing (an AWS
+    /// profile's, say, with the issuer's clients kept locally): the issuer
+    /// still stands in for the token service and its key stays in the data
+    /// directory.
+    pub async fn start_with_stores(
+        options: StackOptions,
+        stores: Stores,
+    ) -> anyhow::Result<LocalStack> {
         let data_dir = options.data_dir.clone();
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
         restrict_dir(&data_dir);
-        let stores = open_stores(&data_dir)?;
         let issuer = Issuer::open(&data_dir, stores.clients.clone())?;
 
         let gw_listener = bind(options.listen, "gateway").await?;

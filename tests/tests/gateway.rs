@@ -1,5 +1,8 @@
 //! The request path end to end: auth, authorization, limits, routing,
-//! backend auth and streaming, each status asserted with its body.
+//! backend auth and streaming, each status asserted with its body. Every
+//! test runs twice: on the local profile's SQLite store (`sqlite::…`) and on
+//! an AWS profile's DynamoDB and Secrets Manager against a local moto server
+//! (`aws::…`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -23,9 +26,8 @@ fn error_info(reason: &str, status: u16) -> Value {
     }])
 }
 
-#[tokio::test]
-async fn send_message_through_the_gateway() {
-    let s = start().await;
+async fn send_message_through_the_gateway(b: Backend) {
+    let s = start_on(b).await;
     let token = s.token(&["switchboard/echo"]).await;
     let resp = s
         .send("echo", Some(&token), &send_message("1", "hello"))
@@ -40,9 +42,8 @@ async fn send_message_through_the_gateway() {
     assert!(body.to_string().contains("hello"), "{body}");
 }
 
-#[tokio::test]
-async fn unauthenticated_requests_get_401_with_jsonrpc_errors() {
-    let s = start().await;
+async fn unauthenticated_requests_get_401_with_jsonrpc_errors(b: Backend) {
+    let s = start_on(b).await;
     let info = &s.stack.info;
 
     // Missing token.
@@ -130,9 +131,8 @@ fn rand_core() -> rand::rngs::ThreadRng {
     rand::thread_rng()
 }
 
-#[tokio::test]
-async fn forbidden_unknown_and_disabled_agents() {
-    let s = start().await;
+async fn forbidden_unknown_and_disabled_agents(b: Backend) {
+    let s = start_on(b).await;
     let token = s.token(&["switchboard/echo"]).await;
 
     let resp = s
@@ -183,12 +183,14 @@ async fn forbidden_unknown_and_disabled_agents() {
     }
 }
 
-#[tokio::test]
-async fn body_over_the_limit_is_413() {
-    let s = start_with(GatewayConfig {
-        body_limit: 4096,
-        ..GatewayConfig::default()
-    })
+async fn body_over_the_limit_is_413(b: Backend) {
+    let s = start_on_with(
+        b,
+        GatewayConfig {
+            body_limit: 4096,
+            ..GatewayConfig::default()
+        },
+    )
     .await;
     let token = s.token(&["switchboard/echo"]).await;
     let big = send_message("big", &"x".repeat(8192));
@@ -220,9 +222,8 @@ async fn body_over_the_limit_is_413() {
     assert_eq!(resp.status(), 413);
 }
 
-#[tokio::test]
-async fn exactly_the_limit_passes_under_concurrency() {
-    let s = Arc::new(start().await);
+async fn exactly_the_limit_passes_under_concurrency(b: Backend) {
+    let s = Arc::new(start_on(b).await);
     let mut echo = s.stack.stores.agents.get("echo").await.unwrap().unwrap();
     echo.rate_limit = Some(100);
     s.stack.stores.agents.update(echo).await.unwrap();
@@ -265,12 +266,14 @@ async fn exactly_the_limit_passes_under_concurrency() {
     assert_eq!((ok, limited), (100, 156));
 }
 
-#[tokio::test]
-async fn backend_down_is_502_and_slow_is_504() {
-    let s = start_with(GatewayConfig {
-        header_timeout_ms: 500,
-        ..GatewayConfig::default()
-    })
+async fn backend_down_is_502_and_slow_is_504(b: Backend) {
+    let s = start_on_with(
+        b,
+        GatewayConfig {
+            header_timeout_ms: 500,
+            ..GatewayConfig::default()
+        },
+    )
     .await;
     // A port nobody listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -342,9 +345,8 @@ async fn seen_authorizations(s: &Stack, agent: &str) -> Vec<Option<String>> {
         .collect()
 }
 
-#[tokio::test]
-async fn backends_never_see_the_callers_token() {
-    let s = start().await;
+async fn backends_never_see_the_callers_token(b: Backend) {
+    let s = start_on(b).await;
     let token = s.token(&["switchboard/echo", "switchboard/guarded"]).await;
     let resp = s.send("echo", Some(&token), &send_message("1", "hi")).await;
     assert_eq!(resp.status(), 200);
@@ -386,9 +388,8 @@ mod jsonwebtoken {
     }
 }
 
-#[tokio::test]
-async fn missing_backend_secret_is_502() {
-    let s = start().await;
+async fn missing_backend_secret_is_502(b: Backend) {
+    let s = start_on(b).await;
     let mut echo = s.stack.stores.agents.get("echo").await.unwrap().unwrap();
     echo.auth = BackendAuth::Header {
         name: "x-api-key".into(),
@@ -406,9 +407,8 @@ async fn missing_backend_secret_is_502() {
     );
 }
 
-#[tokio::test]
-async fn cards_are_rewritten_to_the_gateway() {
-    let s = start().await;
+async fn cards_are_rewritten_to_the_gateway(b: Backend) {
+    let s = start_on(b).await;
     for path in ["agent-card.json", "agent.json"] {
         let card: Value = s
             .http
@@ -452,9 +452,8 @@ async fn cards_are_rewritten_to_the_gateway() {
     assert_eq!(resp.status(), 404);
 }
 
-#[tokio::test]
-async fn list_of_reachable_agents() {
-    let s = start().await;
+async fn list_of_reachable_agents(b: Backend) {
+    let s = start_on(b).await;
     let token = s.token(&["switchboard/echo", "switchboard/stream"]).await;
     let body: Value = s
         .http
@@ -477,9 +476,8 @@ async fn list_of_reachable_agents() {
     assert_eq!(resp.status(), 401);
 }
 
-#[tokio::test]
-async fn health_readiness_and_metrics() {
-    let s = start().await;
+async fn health_readiness_and_metrics(b: Backend) {
+    let s = start_on(b).await;
     let resp = s.http.get(s.gw("/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let resp = s.http.get(s.gw("/readyz")).send().await.unwrap();
@@ -513,12 +511,11 @@ async fn health_readiness_and_metrics() {
 /// The gateway passes each SSE event on as it comes: the backend sends one
 /// event and then waits until the client has received it before sending the
 /// next. A buffering gateway would deadlock here and the test would time out.
-#[tokio::test]
-async fn sse_is_forwarded_event_by_event() {
+async fn sse_is_forwarded_event_by_event(b: Backend) {
     use axum::response::sse::{Event, Sse};
     use tokio::sync::{mpsc, Mutex};
 
-    let s = start().await;
+    let s = start_on(b).await;
     let (release_tx, release_rx) = mpsc::channel::<()>(1);
     let release_rx = Arc::new(Mutex::new(release_rx));
     let app = axum::Router::new().route(
@@ -597,9 +594,8 @@ async fn sse_is_forwarded_event_by_event() {
     assert!(events.next().await.is_none());
 }
 
-#[tokio::test]
-async fn streaming_sample_agent_through_the_gateway() {
-    let s = start().await;
+async fn streaming_sample_agent_through_the_gateway(b: Backend) {
+    let s = start_on(b).await;
     let token = s.token(&["switchboard/stream"]).await;
     let body = json!({
         "jsonrpc": "2.0", "id": "s1", "method": "SendStreamingMessage",
@@ -635,9 +631,8 @@ async fn streaming_sample_agent_through_the_gateway() {
         .any(|e| e["result"].get("artifactUpdate").is_some()));
 }
 
-#[tokio::test]
-async fn a2a_version_header_passes_through_unchanged() {
-    let s = start().await;
+async fn a2a_version_header_passes_through_unchanged(b: Backend) {
+    let s = start_on(b).await;
     let token = s.token(&["switchboard/echo"]).await;
     // 0.3 method names with no A2A-Version header (missing means 0.3).
     let resp = s
@@ -660,10 +655,9 @@ async fn a2a_version_header_passes_through_unchanged() {
 /// untouched, `A2A-Version` passes unchanged, hop-by-hop headers and the
 /// caller's credentials stay behind, and `X-Forwarded-*` are set by the
 /// gateway, not copied from the caller.
-#[tokio::test]
-async fn headers_and_paths_cross_the_gateway_as_they_should() {
+async fn headers_and_paths_cross_the_gateway_as_they_should(b: Backend) {
     use axum::http::HeaderMap;
-    let s = start().await;
+    let s = start_on(b).await;
     let app = axum::Router::new().fallback(
         |method: axum::http::Method, uri: axum::http::Uri, headers: HeaderMap| async move {
             let h: serde_json::Map<String, Value> = headers
@@ -752,10 +746,9 @@ async fn headers_and_paths_cross_the_gateway_as_they_should() {
 }
 
 /// The traffic bus sees each request start, each SSE event and the end.
-#[tokio::test]
-async fn traffic_events_follow_a_stream() {
+async fn traffic_events_follow_a_stream(b: Backend) {
     use switchboard_core::TrafficEvent;
-    let s = start().await;
+    let s = start_on(b).await;
     let mut rx = s.stack.gateway.events.subscribe();
     let token = s.token(&["switchboard/stream"]).await;
     let body = json!({
@@ -799,3 +792,40 @@ async fn traffic_events_follow_a_stream() {
     assert_eq!(sse as usize, n_events);
     assert_eq!(finished, Some((200, None)));
 }
+
+/// Each test above, once per backend.
+macro_rules! on_every_backend {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::Backend::Sqlite).await
+            })*
+        }
+        mod aws {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::Backend::Aws).await
+            })*
+        }
+    };
+}
+
+on_every_backend!(
+    send_message_through_the_gateway,
+    unauthenticated_requests_get_401_with_jsonrpc_errors,
+    forbidden_unknown_and_disabled_agents,
+    body_over_the_limit_is_413,
+    exactly_the_limit_passes_under_concurrency,
+    backend_down_is_502_and_slow_is_504,
+    backends_never_see_the_callers_token,
+    missing_backend_secret_is_502,
+    cards_are_rewritten_to_the_gateway,
+    list_of_reachable_agents,
+    health_readiness_and_metrics,
+    sse_is_forwarded_event_by_event,
+    streaming_sample_agent_through_the_gateway,
+    a2a_version_header_passes_through_unchanged,
+    headers_and_paths_cross_the_gateway_as_they_should,
+    traffic_events_follow_a_stream,
+);

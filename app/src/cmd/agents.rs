@@ -98,7 +98,7 @@ fn auth_from(args: &AuthArgs) -> anyhow::Result<Option<BackendAuth>> {
             .secret
             .clone()
             .context("--auth-header needs --secret NAME (the secret holding the header value)")?;
-        axum_header_name(name)?;
+        header_name(name)?;
         return Ok(Some(BackendAuth::Header {
             name: name.clone(),
             secret,
@@ -122,25 +122,31 @@ fn auth_from(args: &AuthArgs) -> anyhow::Result<Option<BackendAuth>> {
     Ok(None)
 }
 
-fn axum_header_name(name: &str) -> anyhow::Result<()> {
+/// Checks a backend auth header name.
+pub(crate) fn header_name(name: &str) -> anyhow::Result<()> {
     reqwest::header::HeaderName::from_bytes(name.as_bytes())
         .map(|_| ())
         .with_context(|| format!("{name:?} is not a valid header name"))
 }
 
 /// Fetches `{url}/.well-known/agent-card.json` to learn a name and description.
-async fn fetch_card(url: &str) -> Option<serde_json::Value> {
+pub(crate) async fn fetch_card(url: &str) -> anyhow::Result<serde_json::Value> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
         .no_proxy()
-        .build()
-        .ok()?;
+        .build()?;
     let card_url = format!("{}/.well-known/agent-card.json", url.trim_end_matches('/'));
-    let resp = client.get(&card_url).send().await.ok()?;
+    let resp = client
+        .get(&card_url)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.without_url()))?;
     if !resp.status().is_success() {
-        return None;
+        bail!("{card_url} answered {}", resp.status());
     }
-    resp.json().await.ok()
+    resp.json()
+        .await
+        .map_err(|e| anyhow::anyhow!("the card is not JSON: {}", e.without_url()))
 }
 
 async fn add(ctx: &Ctx, args: AgentAddArgs) -> anyhow::Result<()> {
@@ -155,7 +161,7 @@ async fn add(ctx: &Ctx, args: AgentAddArgs) -> anyhow::Result<()> {
     record.description = args.description.clone().unwrap_or_default();
     if args.name.is_none() || args.description.is_none() {
         match fetch_card(&args.url).await {
-            Some(card) => {
+            Ok(card) => {
                 let field = |k: &str| card.get(k).and_then(|v| v.as_str()).map(str::to_owned);
                 if args.name.is_none() {
                     record.name = field("name").unwrap_or_default();
@@ -165,10 +171,10 @@ async fn add(ctx: &Ctx, args: AgentAddArgs) -> anyhow::Result<()> {
                 }
                 record.card = Some(card);
             }
-            None => {
+            Err(e) => {
                 if !args.json.json {
                     eprintln!(
-                        "note: no agent card at {}; name and description left empty",
+                        "note: no agent card at {} ({e:#}); name and description left empty",
                         args.url
                     );
                 }

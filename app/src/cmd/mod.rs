@@ -1,19 +1,22 @@
 //! One file per subcommand.
 
-mod agents;
+pub(crate) mod agents;
+mod aws;
 mod clients;
+mod discover;
 mod permissions;
 mod registry_io;
 mod secrets;
 mod serve;
-mod token;
+mod sync;
+pub(crate) mod token;
 
 use std::path::PathBuf;
 
 use switchboard_core::profile::{find_profile, Profile, ProfileKind};
 use switchboard_core::store::Stores;
 
-use crate::cli::{Cli, Command, ServeArgs};
+use crate::cli::{Cli, Command};
 use crate::paths;
 
 /// What every command starts from.
@@ -27,15 +30,21 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Opens the stores of the data directory.
+    /// Opens the stores of the chosen profile: the data directory's SQLite
+    /// file for `local`, DynamoDB and Secrets Manager for an AWS profile.
     pub fn stores(&self) -> anyhow::Result<Stores> {
-        match &self.profile.kind {
-            ProfileKind::Local => switchboard_emulator::stack::open_stores(&self.data_dir),
-            ProfileKind::Aws(_) => anyhow::bail!(
-                "profile {} is an AWS profile, and this build has no AWS backends",
-                self.profile.name
+        self.stores_of(&self.profile)
+    }
+
+    /// Opens the stores of any profile.
+    pub fn stores_of(&self, profile: &Profile) -> anyhow::Result<Stores> {
+        Stores::open(profile, &self.data_dir).map_err(|e| match profile.kind {
+            ProfileKind::Local => anyhow::anyhow!(
+                "opening the data directory {}: {e}",
+                self.data_dir.display()
             ),
-        }
+            ProfileKind::Aws(_) => anyhow::anyhow!("profile {}: {e}", profile.name),
+        })
     }
 }
 
@@ -51,6 +60,9 @@ fn init_logging(default: &str) {
         .try_init();
 }
 
+/// Where the local stack listens unless told otherwise.
+const DEFAULT_LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 7400);
+
 /// Runs a parsed command line.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let config = paths::load_config(cli.config.as_deref())?;
@@ -60,16 +72,20 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         config,
         profile,
     };
+    if cli.listen.is_some() && cli.command.is_some() {
+        anyhow::bail!("--listen before a subcommand is for the console; use `switchboard serve --listen ADDR`");
+    }
     match cli.command {
         None => {
-            init_logging("info");
-            serve::run(
-                &ctx,
-                ServeArgs {
-                    listen: ([127, 0, 0, 1], 7400).into(),
-                    json: false,
-                },
-            )
+            crate::console::run(crate::console::Options {
+                data_dir: ctx.data_dir.clone(),
+                listen: cli.listen.unwrap_or(DEFAULT_LISTEN.into()),
+                gateway: ctx.config.gateway.clone(),
+                profile: ctx.profile.clone(),
+                profiles: switchboard_core::profile::all_profiles(&ctx.config.profiles),
+                keymap_path: paths::config_path(cli.config.as_deref())?
+                    .with_file_name(crate::console::keymap::KEYMAP_FILE),
+            })
             .await
         }
         Some(Command::Serve(args)) => {
@@ -87,6 +103,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 Command::Secrets(c) => secrets::run(&ctx, c).await,
                 Command::Import(a) => registry_io::import(&ctx, a).await,
                 Command::Export(a) => registry_io::export(&ctx, a).await,
+                Command::Aws(c) => aws::run(&ctx, c).await,
+                Command::Sync(a) => sync::run(&ctx, a).await,
+                Command::Discover(a) => discover::run(&ctx, a).await,
             }
         }
     }

@@ -47,10 +47,21 @@ pub async fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
         );
     }
     let mut clients_to_add = Vec::new();
+    let aws = matches!(
+        ctx.profile.kind,
+        switchboard_core::profile::ProfileKind::Aws(_)
+    );
     for c in &file.clients {
-        if stores.clients.get(&c.client_id).await?.is_none() {
+        if !aws && stores.clients.get(&c.client_id).await?.is_none() {
             clients_to_add.push(c.clone());
         }
+    }
+    if aws && !file.clients.is_empty() {
+        eprintln!(
+            "note: {} client(s) in the file are not imported: profile {} takes tokens from its Cognito user pool, whose app clients Switchboard does not manage",
+            file.clients.len(),
+            ctx.profile.name
+        );
     }
 
     let n_agents = file.agents.len();

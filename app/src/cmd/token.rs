@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use base64::Engine;
 use serde_json::{json, Value};
 use switchboard_core::auth::jwt::scopes_of;
-use switchboard_core::auth::{PermissionSet, Verifier, VerifierConfig};
+use switchboard_core::auth::{Explanation, PermissionSet, Verifier, VerifierConfig};
 use switchboard_emulator::issuer::Issuer;
 use switchboard_emulator::stack::read_runtime;
 
@@ -51,7 +51,8 @@ fn decode_part(part: &str, what: &str) -> anyhow::Result<Value> {
     serde_json::from_slice(&bytes).with_context(|| format!("the token's {what} is not JSON"))
 }
 
-async fn decode(ctx: &Ctx, token: &str, as_json: bool) -> anyhow::Result<()> {
+/// A JWT's header and claims, without checking anything.
+pub(crate) fn decode_jwt(token: &str) -> anyhow::Result<(Value, Value)> {
     let parts: Vec<&str> = token.split('.').collect();
     if parts.len() != 3 {
         bail!(
@@ -59,8 +60,27 @@ async fn decode(ctx: &Ctx, token: &str, as_json: bool) -> anyhow::Result<()> {
             parts.len()
         );
     }
-    let header = decode_part(parts[0], "header")?;
-    let claims = decode_part(parts[1], "claims")?;
+    Ok((
+        decode_part(parts[0], "header")?,
+        decode_part(parts[1], "claims")?,
+    ))
+}
+
+/// What a token with `claims` reaches among `agents`, and why.
+pub(crate) fn explain_all(
+    permissions: &PermissionSet,
+    claims: &Value,
+    agents: impl IntoIterator<Item = impl AsRef<str>>,
+) -> Vec<Explanation> {
+    let scopes = scopes_of(claims);
+    agents
+        .into_iter()
+        .map(|a| permissions.explain(&scopes, a.as_ref()))
+        .collect()
+}
+
+async fn decode(ctx: &Ctx, token: &str, as_json: bool) -> anyhow::Result<()> {
+    let (header, claims) = decode_jwt(token)?;
 
     // Validity, checked exactly as the gateway would against the running stack's JWKS.
     let validity = match read_runtime(&ctx.data_dir) {
@@ -89,12 +109,8 @@ async fn decode(ctx: &Ctx, token: &str, as_json: bool) -> anyhow::Result<()> {
 
     let stores = ctx.stores()?;
     let permissions = PermissionSet::new(stores.permissions.list().await?);
-    let scopes = scopes_of(&claims);
     let agents = stores.agents.list().await?;
-    let explanations: Vec<_> = agents
-        .iter()
-        .map(|a| permissions.explain(&scopes, &a.id))
-        .collect();
+    let explanations = explain_all(&permissions, &claims, agents.iter().map(|a| &a.id));
 
     if as_json {
         return output::json(&json!({

@@ -87,19 +87,29 @@ struct RpcMeta {
     method: Option<String>,
 }
 
+/// Only the envelope fields; `params` is skipped without building a value.
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(default, borrow)]
+    id: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, borrow)]
+    method: Option<std::borrow::Cow<'a, str>>,
+}
+
 fn rpc_meta(prefix: &[u8], complete: bool) -> RpcMeta {
     if !complete {
         return RpcMeta::default();
     }
-    match serde_json::from_slice::<Value>(prefix) {
-        Ok(Value::Object(o)) => RpcMeta {
-            id: match o.get("id") {
-                Some(v @ (Value::String(_) | Value::Number(_))) => v.clone(),
-                _ => Value::Null,
-            },
-            method: o.get("method").and_then(|m| m.as_str()).map(str::to_owned),
+    match serde_json::from_slice::<Envelope<'_>>(prefix) {
+        Ok(env) => RpcMeta {
+            id: env
+                .id
+                .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+                .filter(|v| v.is_string() || v.is_number())
+                .unwrap_or(Value::Null),
+            method: env.method.map(|m| m.into_owned()),
         },
-        _ => RpcMeta::default(),
+        Err(_) => RpcMeta::default(),
     }
 }
 

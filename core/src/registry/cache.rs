@@ -34,6 +34,8 @@ pub struct RegistryCache {
     /// Generations the snapshot was built from; `None` before the first load.
     seen: Mutex<Option<(u64, u64)>>,
     reload_lock: tokio::sync::Mutex<()>,
+    /// Counts loads; subscribers (discovery) wake on each.
+    loads: tokio::sync::watch::Sender<u64>,
 }
 
 impl RegistryCache {
@@ -48,6 +50,7 @@ impl RegistryCache {
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             seen: Mutex::new(None),
             reload_lock: tokio::sync::Mutex::new(()),
+            loads: tokio::sync::watch::channel(0).0,
         });
         cache.reload().await?;
         Ok(cache)
@@ -80,7 +83,15 @@ impl RegistryCache {
         };
         *self.snapshot.write() = Arc::new(snapshot);
         *self.seen.lock() = Some(gens);
+        self.loads.send_modify(|n| *n += 1);
         Ok(())
+    }
+
+    /// Wakes on every reload (the value counts them), whatever triggered it:
+    /// a local edit's [`Self::reload`] or the poller seeing another
+    /// process's edit.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.loads.subscribe()
     }
 
     /// Reloads if the store's generations moved; returns whether it did.

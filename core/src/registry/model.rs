@@ -142,6 +142,28 @@ impl AgentRecord {
     }
 }
 
+/// The stored embedding of one agent's discovery text (see [`crate::discovery`]).
+///
+/// Keyed by agent id; one item per agent, so it maps onto a DynamoDB item as
+/// well as onto a SQLite row. `vectors[0]` embeds the whole agent (name,
+/// description, skills); `vectors[1..]` embed its card's skills one by one,
+/// in card order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbeddingRecord {
+    /// The agent.
+    pub agent_id: String,
+    /// The model that produced the vectors; vectors of another model are never mixed in.
+    pub model: String,
+    /// Hash of the text that was embedded; when the agent's text hashes
+    /// differently, the vectors are stale and are recomputed.
+    pub text_hash: String,
+    /// The vectors, all of one length.
+    pub vectors: Vec<Vec<f32>>,
+    /// When they were computed, milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub updated_at: i64,
+}
+
 /// What a scope grants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Permission {

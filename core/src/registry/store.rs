@@ -5,7 +5,8 @@
 use async_trait::async_trait;
 
 use super::model::{
-    AgentRecord, ClientRecord, CounterEntry, CounterKey, CounterOutcome, Permission,
+    AgentRecord, ClientRecord, CounterEntry, CounterKey, CounterOutcome, EmbeddingRecord,
+    Permission,
 };
 
 /// What went wrong in a store.
@@ -130,4 +131,20 @@ pub trait ClientStore: Send + Sync {
     async fn create(&self, record: ClientRecord) -> StoreResult<()>;
     /// Deletes a client; `NotFound` when absent.
     async fn delete(&self, client_id: &str) -> StoreResult<()>;
+}
+
+/// Discovery embeddings, keyed by agent id. Written by whichever process
+/// embeds an agent first (a gateway or the CLI), read at start-up so an
+/// unchanged agent is never embedded twice.
+#[async_trait]
+pub trait EmbeddingStore: Send + Sync {
+    /// One agent's embedding, or `None`.
+    async fn get(&self, agent_id: &str) -> StoreResult<Option<EmbeddingRecord>>;
+    /// Every stored embedding, sorted by agent id.
+    async fn list(&self) -> StoreResult<Vec<EmbeddingRecord>>;
+    /// Creates or replaces records, keyed by agent id. On SQLite all of them
+    /// land or none do.
+    async fn put_many(&self, records: Vec<EmbeddingRecord>) -> StoreResult<()>;
+    /// Deletes an agent's embedding; `NotFound` when absent.
+    async fn delete(&self, agent_id: &str) -> StoreResult<()>;
 }

@@ -18,7 +18,8 @@ use tokio::sync::oneshot;
 
 use crate::registry::{
     AgentRecord, AgentStore, ClientRecord, ClientStore, CounterEntry, CounterKey, CounterOutcome,
-    CounterStore, Permission, PermissionStore, Secret, SecretStore, StoreError, StoreResult,
+    CounterStore, EmbeddingRecord, EmbeddingStore, Permission, PermissionStore, Secret,
+    SecretStore, StoreError, StoreResult,
 };
 
 type Completion = Box<dyn FnOnce(StoreResult<()>) + Send>;
@@ -59,6 +60,14 @@ CREATE TABLE IF NOT EXISTS secrets (
 CREATE TABLE IF NOT EXISTS clients (
     client_id TEXT PRIMARY KEY,
     body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    agent_id TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    dimensions INTEGER NOT NULL,
+    vectors BLOB NOT NULL,
+    updated_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
@@ -684,6 +693,169 @@ impl ClientStore for SqliteStore {
                 .map_err(map_err)?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("client {id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Vectors as one blob: every vector's `f32`s, little-endian, back to back.
+fn encode_vectors(record: &EmbeddingRecord) -> StoreResult<(i64, Vec<u8>)> {
+    let dims = record.vectors.first().map_or(0, Vec::len);
+    if record.vectors.iter().any(|v| v.len() != dims) {
+        return Err(StoreError::Corrupt(format!(
+            "embedding of {}: vectors of different lengths",
+            record.agent_id
+        )));
+    }
+    let mut blob = Vec::with_capacity(record.vectors.len() * dims * 4);
+    for v in &record.vectors {
+        for x in v {
+            blob.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    Ok((dims as i64, blob))
+}
+
+fn decode_vectors(agent_id: &str, dims: i64, blob: &[u8]) -> StoreResult<Vec<Vec<f32>>> {
+    let bad = || {
+        StoreError::Corrupt(format!(
+            "embedding of {agent_id}: {} bytes for {dims} dimensions",
+            blob.len()
+        ))
+    };
+    let dims = usize::try_from(dims).map_err(|_| bad())?;
+    if dims == 0 {
+        return if blob.is_empty() {
+            Ok(Vec::new())
+        } else {
+            Err(bad())
+        };
+    }
+    if !blob.len().is_multiple_of(dims * 4) {
+        return Err(bad());
+    }
+    Ok(blob
+        .chunks_exact(dims * 4)
+        .map(|v| {
+            v.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        })
+        .collect())
+}
+
+fn read_embedding(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, String, String, i64, Vec<u8>, i64)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn embedding_record(
+    (agent_id, model, text_hash, dims, blob, updated_at): (
+        String,
+        String,
+        String,
+        i64,
+        Vec<u8>,
+        i64,
+    ),
+) -> StoreResult<EmbeddingRecord> {
+    let vectors = decode_vectors(&agent_id, dims, &blob)?;
+    Ok(EmbeddingRecord {
+        agent_id,
+        model,
+        text_hash,
+        vectors,
+        updated_at,
+    })
+}
+
+const EMBEDDING_COLUMNS: &str = "agent_id, model, text_hash, dimensions, vectors, updated_at";
+
+#[async_trait]
+impl EmbeddingStore for SqliteStore {
+    async fn get(&self, agent_id: &str) -> StoreResult<Option<EmbeddingRecord>> {
+        let id = agent_id.to_owned();
+        self.call(move |conn| {
+            conn.query_row(
+                &format!("SELECT {EMBEDDING_COLUMNS} FROM embeddings WHERE agent_id = ?1"),
+                params![id],
+                read_embedding,
+            )
+            .optional()
+            .map_err(map_err)?
+            .map(embedding_record)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list(&self) -> StoreResult<Vec<EmbeddingRecord>> {
+        self.call(|conn| {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {EMBEDDING_COLUMNS} FROM embeddings ORDER BY agent_id"
+                ))
+                .map_err(map_err)?;
+            let rows = stmt.query_map([], read_embedding).map_err(map_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(embedding_record(row.map_err(map_err)?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn put_many(&self, records: Vec<EmbeddingRecord>) -> StoreResult<()> {
+        self.call(move |conn| {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "INSERT INTO embeddings({EMBEDDING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT(agent_id) DO UPDATE SET model = excluded.model,
+                     text_hash = excluded.text_hash, dimensions = excluded.dimensions,
+                     vectors = excluded.vectors, updated_at = excluded.updated_at"
+                ))
+                .map_err(map_err)?;
+            for record in &records {
+                let (dims, blob) = encode_vectors(record)?;
+                let updated_at = if record.updated_at > 0 {
+                    record.updated_at
+                } else {
+                    now_ms()
+                };
+                stmt.execute(params![
+                    record.agent_id,
+                    record.model,
+                    record.text_hash,
+                    dims,
+                    blob,
+                    updated_at
+                ])
+                .map_err(map_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete(&self, agent_id: &str) -> StoreResult<()> {
+        let id = agent_id.to_owned();
+        self.call(move |conn| {
+            let n = conn
+                .execute("DELETE FROM embeddings WHERE agent_id = ?1", params![id])
+                .map_err(map_err)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("embedding of agent {id}")));
             }
             Ok(())
         })

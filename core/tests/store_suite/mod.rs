@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use pretty_assertions::assert_eq;
 use switchboard_core::registry::{
-    AgentRecord, BackendAuth, ClientRecord, CounterKey, CounterOutcome, Permission, Secret,
-    StoreError,
+    AgentRecord, BackendAuth, ClientRecord, CounterKey, CounterOutcome, EmbeddingRecord,
+    Permission, Secret, StoreError,
 };
 use switchboard_core::store::Stores;
 
@@ -222,6 +222,71 @@ pub async fn clients(stores: &Stores) {
     assert!(matches!(c.delete("c1").await, Err(StoreError::NotFound(_))));
 }
 
+fn embedding(agent: &str, model: &str, hash: &str, vectors: usize) -> EmbeddingRecord {
+    EmbeddingRecord {
+        agent_id: agent.into(),
+        model: model.into(),
+        text_hash: hash.into(),
+        // Values that survive a round trip only if every bit does.
+        vectors: (0..vectors)
+            .map(|i| {
+                (0..384)
+                    .map(|j| ((i * 384 + j) as f32 * 0.001).sin() / 3.0)
+                    .chain([f32::MIN_POSITIVE, -0.0])
+                    .collect()
+            })
+            .collect(),
+        updated_at: 1_700_000_000_000 + vectors as i64,
+    }
+}
+
+pub async fn embeddings(stores: &Stores) {
+    let e = &stores.embeddings;
+    assert_eq!(e.get("a1").await.unwrap(), None);
+    assert_eq!(e.list().await.unwrap(), vec![]);
+
+    let a1 = embedding("a1", "m1", "h1", 3);
+    let a2 = embedding("a2", "m1", "h2", 1);
+    e.put_many(vec![a2.clone(), a1.clone()]).await.unwrap();
+    assert_eq!(e.get("a1").await.unwrap(), Some(a1.clone()));
+    assert_eq!(e.list().await.unwrap(), vec![a1.clone(), a2.clone()]);
+
+    // Replacing keeps one record per agent: new text, new model, fewer vectors.
+    let a1b = embedding("a1", "m2", "h1b", 2);
+    e.put_many(vec![a1b.clone()]).await.unwrap();
+    assert_eq!(e.list().await.unwrap(), vec![a1b.clone(), a2.clone()]);
+
+    // An agent without skills or text still has a record (no vectors at all is allowed).
+    let empty = EmbeddingRecord {
+        vectors: vec![],
+        ..embedding("a3", "m2", "h3", 0)
+    };
+    e.put_many(vec![empty.clone()]).await.unwrap();
+    assert_eq!(e.get("a3").await.unwrap(), Some(empty));
+
+    e.delete("a2").await.unwrap();
+    assert!(matches!(e.delete("a2").await, Err(StoreError::NotFound(_))));
+    assert_eq!(e.get("a2").await.unwrap(), None);
+    let ids: Vec<String> = e
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.agent_id)
+        .collect();
+    assert_eq!(ids, vec!["a1", "a3"]);
+
+    // Vectors of different lengths in one record are refused, and nothing of the batch lands.
+    let mut ragged = embedding("a4", "m2", "h4", 2);
+    ragged.vectors[1].pop();
+    assert!(e
+        .put_many(vec![embedding("a5", "m2", "h5", 1), ragged])
+        .await
+        .is_err());
+    assert_eq!(e.get("a4").await.unwrap(), None);
+    assert_eq!(e.get("a5").await.unwrap(), None);
+}
+
 /// Every test above, in order, on fresh stores from `make`.
 pub async fn run_all<F, Fut>(make: F)
 where
@@ -234,4 +299,5 @@ where
     counters_exact_under_concurrency(&make().await).await;
     secrets(&make().await).await;
     clients(&make().await).await;
+    embeddings(&make().await).await;
 }

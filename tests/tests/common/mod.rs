@@ -5,14 +5,138 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use switchboard_core::profile::AwsProfile;
+use switchboard_core::store::aws::{AwsConnection, AwsCredentials, AwsSettings};
+use switchboard_core::store::dynamodb::DynamoStore;
+use switchboard_core::store::Stores;
 use switchboard_core::GatewayConfig;
-use switchboard_emulator::stack::{LocalStack, StackOptions};
+use switchboard_emulator::stack::{open_stores, LocalStack, StackOptions};
+use switchboard_tests::faults::FaultProxy;
+use switchboard_tests::moto::{self, Moto};
 use tempfile::TempDir;
 
 pub struct Stack {
     pub stack: LocalStack,
     pub http: reqwest::Client,
     pub dir: TempDir,
+    /// The local AWS behind an AWS-backed stack.
+    pub aws: Option<AwsSide>,
+}
+
+/// Which stores a stack runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The local profile: one SQLite file.
+    Sqlite,
+    /// An AWS profile: DynamoDB and Secrets Manager on a local moto server,
+    /// reached through a proxy that can fail on demand. The local issuer
+    /// stands in for Cognito (its clients stay in SQLite).
+    Aws,
+}
+
+/// The AWS side of a stack.
+pub struct AwsSide {
+    /// Between the gateway and moto.
+    pub proxy: FaultProxy,
+    /// The profile the stack's stores use (endpoint: the proxy).
+    pub profile: AwsProfile,
+    pub moto: Moto,
+}
+
+/// An AWS profile on `endpoint` with static test credentials.
+pub fn aws_profile(endpoint: &str, prefix: &str, issuer: &str) -> AwsProfile {
+    AwsProfile {
+        region: moto::REGION.into(),
+        table_prefix: prefix.into(),
+        secret_prefix: format!("{prefix}secrets/"),
+        issuer: issuer.into(),
+        jwks_uri: None,
+        token_url: None,
+        endpoint_url: Some(endpoint.into()),
+        aws_profile: None,
+    }
+}
+
+pub fn aws_connection(profile: &AwsProfile) -> AwsConnection {
+    AwsConnection::new(
+        "e2e",
+        profile,
+        AwsCredentials::Static {
+            access_key_id: moto::ACCESS_KEY_ID.into(),
+            secret_access_key: moto::SECRET_ACCESS_KEY.into(),
+        },
+        AwsSettings::default(),
+    )
+    .unwrap()
+}
+
+pub async fn start_on(backend: Backend) -> Stack {
+    start_on_with(backend, GatewayConfig::default()).await
+}
+
+pub async fn start_on_with(backend: Backend, config: GatewayConfig) -> Stack {
+    match backend {
+        Backend::Sqlite => start_with(config).await,
+        Backend::Aws => start_aws(config).await,
+    }
+}
+
+async fn start_aws(config: GatewayConfig) -> Stack {
+    let dir = tempfile::tempdir().unwrap();
+    install_test_key(dir.path());
+    let moto = Moto::start().await;
+    let proxy = FaultProxy::start(moto.endpoint()).await;
+    let profile = aws_profile(&proxy.url(), &moto::unique_prefix("e2e"), "http://unused");
+    let conn = aws_connection(&profile);
+    DynamoStore::new(conn.clone())
+        .bootstrap(Duration::from_secs(30))
+        .await
+        .unwrap();
+    let mut stores = Stores::aws(conn);
+    stores.clients = open_stores(dir.path()).unwrap().clients;
+    let stack = LocalStack::start_with_stores(
+        StackOptions {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            config,
+        },
+        stores,
+    )
+    .await
+    .expect("the stack starts on the AWS stores");
+    Stack {
+        stack,
+        http: client(),
+        dir,
+        aws: Some(AwsSide {
+            proxy,
+            profile,
+            moto,
+        }),
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// The `switchboard` binary next to the test executable (or `SWITCHBOARD_BIN`).
+pub fn switchboard_binary() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("SWITCHBOARD_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("switchboard");
+    assert!(
+        bin.exists(),
+        "the switchboard binary is not built at {}: run `cargo build -p switchboard` (tests/run does) or set SWITCHBOARD_BIN",
+        bin.display()
+    );
+    bin
 }
 
 pub fn now() -> u64 {
@@ -36,12 +160,12 @@ pub async fn start_with(config: GatewayConfig) -> Stack {
     })
     .await
     .expect("the local stack starts");
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    Stack { stack, http, dir }
+    Stack {
+        stack,
+        http: client(),
+        dir,
+        aws: None,
+    }
 }
 
 /// Puts the fixture signing key in a data directory, so tests skip RSA key
@@ -146,4 +270,20 @@ pub fn send_message(id: &str, text: &str) -> Value {
         "method": "SendMessage",
         "params": {"message": {"messageId": format!("m-{id}"), "role": "ROLE_USER", "parts": [{"text": text}]}},
     })
+}
+
+/// The built `switchboard` binary: `$SWITCHBOARD_BIN`, else next to the test
+/// executable's directory (`target/<profile>/switchboard`).
+pub fn binary() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("SWITCHBOARD_BIN") {
+        return std::path::PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("switchboard");
+    assert!(
+        bin.exists(),
+        "the switchboard binary is not built at {}: run `cargo build -p switchboard` (tests/run does) or set SWITCHBOARD_BIN",
+        bin.display()
+    );
+    bin
 }

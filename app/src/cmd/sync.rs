@@ -1,0 +1,90 @@
+//! `switchboard sync --from A --to B [--dry-run] [--copy-secrets]`.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{bail, Context};
+use serde_json::json;
+use switchboard_core::profile::find_profile;
+use switchboard_core::sync::{self, SyncOptions};
+
+use super::Ctx;
+use crate::cli::SyncArgs;
+use crate::output;
+
+/// Shows the difference between two profiles and, unless `--dry-run`, makes
+/// the target match the source.
+pub async fn run(ctx: &Ctx, args: SyncArgs) -> anyhow::Result<()> {
+    let from = find_profile(&ctx.config.profiles, &args.from).map_err(anyhow::Error::msg)?;
+    let to = find_profile(&ctx.config.profiles, &args.to).map_err(anyhow::Error::msg)?;
+    if from.name == to.name {
+        bail!(
+            "--from and --to are both {:?}; name two profiles",
+            from.name
+        );
+    }
+    let source = ctx.stores_of(&from)?;
+    let target = ctx.stores_of(&to)?;
+    let options = SyncOptions {
+        copy_secrets: args.copy_secrets,
+    };
+    let plan = sync::plan(&source, &target, options)
+        .await
+        .with_context(|| format!("comparing {} with {}", from.name, to.name))?;
+    let counts = plan.counts();
+
+    if !args.json.json {
+        println!("sync {} → {}", from.name, to.name);
+        if plan.is_empty() {
+            println!("  no difference in agents or permissions");
+        }
+        for line in plan.lines() {
+            println!("  {line}");
+        }
+    }
+    if plan.is_empty() || args.dry_run {
+        if args.json.json {
+            return output::json(&json!({
+                "from": from.name, "to": to.name, "dry_run": args.dry_run,
+                "plan": plan, "counts": counts, "applied": null,
+            }));
+        }
+        if args.dry_run && !plan.is_empty() {
+            println!("dry run: nothing was changed ({})", counts.summary());
+        }
+        return Ok(());
+    }
+
+    if to.production && !args.yes {
+        confirm(&to.name)?;
+    }
+    let applied = sync::apply(&plan, &source, &target).await.map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\nRunning the same sync again is safe: it picks up where this one stopped."
+        )
+    })?;
+    if args.json.json {
+        return output::json(&json!({
+            "from": from.name, "to": to.name, "dry_run": false,
+            "plan": plan, "counts": counts, "applied": applied,
+        }));
+    }
+    println!("applied: {}", applied.summary());
+    Ok(())
+}
+
+/// Asks for the profile name to be typed; refuses without a terminal.
+fn confirm(profile: &str) -> anyhow::Result<()> {
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "profile {profile} is marked production; pass --yes to sync to it without a terminal"
+        );
+    }
+    print!("Profile {profile} is marked production. Type its name to go ahead: ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    if line.trim() != profile {
+        bail!("not confirmed; nothing was changed");
+    }
+    Ok(())
+}

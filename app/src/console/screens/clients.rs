@@ -1,0 +1,272 @@
+//! Clients & tokens: the local issuer's clients, tokens minted for them,
+//! and any pasted token taken apart: header, claims, validity against the
+//! JWKS in force, and what it reaches and why.
+
+use std::cell::Cell;
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell as TableCell, Paragraph, Row, Widget, Wrap};
+
+use super::{empty_note, pane, table, ListState};
+use crate::console::action::{Action, Context};
+use crate::console::app::{Cx, Model, Screen, View};
+use crate::console::dialog::{Dialog, Purpose};
+use crate::console::forms;
+use crate::console::msg::{Inspection, Minted, Request};
+use crate::console::theme::Theme;
+
+/// What the right-hand pane shows.
+#[derive(Debug, Default)]
+enum Pane {
+    /// Nothing yet.
+    #[default]
+    Empty,
+    /// The last minted token.
+    Minted(Minted),
+    /// A token taken apart.
+    Inspected(Result<Inspection, String>),
+}
+
+/// The Clients & tokens screen.
+#[derive(Debug, Default)]
+pub struct ClientsScreen {
+    list: ListState,
+    pane: Pane,
+    last_minted: Option<Minted>,
+    scroll: Cell<u16>,
+}
+
+impl ClientsScreen {
+    /// A token was minted.
+    pub fn minted(&mut self, m: Minted) {
+        self.last_minted = Some(m.clone());
+        self.pane = Pane::Minted(m);
+        self.scroll.set(0);
+    }
+
+    /// A token was inspected.
+    pub fn inspected(&mut self, r: Result<Inspection, String>) {
+        self.pane = Pane::Inspected(r);
+        self.scroll.set(0);
+    }
+}
+
+impl Screen for ClientsScreen {
+    fn context(&self) -> Context {
+        Context::Clients
+    }
+
+    fn perform(&mut self, action: Action, cx: &mut Cx<'_>) {
+        let model = cx.model;
+        if matches!(action, Action::PageDown | Action::PageUp) {
+            let s = self.scroll.get();
+            self.scroll.set(if action == Action::PageDown {
+                s.saturating_add(10)
+            } else {
+                s.saturating_sub(10)
+            });
+            return;
+        }
+        if self.list.navigate(action, model.clients.len()) {
+            return;
+        }
+        let selected = model
+            .clients
+            .get(self.list.selected)
+            .map(|c| c.client_id.clone());
+        match (action, selected) {
+            (Action::Add, _) => cx.dialog(Dialog::Form {
+                form: forms::client_form(model),
+                purpose: Purpose::Client,
+            }),
+            (Action::Delete, Some(id)) => cx.dialog(Dialog::Confirm {
+                title: "Remove client".into(),
+                message: format!(
+                    "Remove client {id}? Tokens already issued stay valid until they expire."
+                ),
+                request: Request::RemoveClient { id },
+            }),
+            (Action::Mint | Action::Select, Some(id)) => cx.dialog(Dialog::Form {
+                form: forms::mint_form(&id, model),
+                purpose: Purpose::Mint { client: id },
+            }),
+            (Action::Delete | Action::Mint, None) => {
+                cx.error("no client selected: press a to add one")
+            }
+            (Action::Copy, _) => match &self.last_minted {
+                Some(m) => cx.copy(m.token.clone(), "the token"),
+                None => cx.error("no token to copy: mint one with m"),
+            },
+            (Action::Inspect, _) => {
+                let mut form = forms::token_form();
+                if let Some(m) = &self.last_minted {
+                    form.paste(&m.token);
+                    form.note = Some("The last minted token is filled in; paste another to replace it (ctrl-u clears).".into());
+                }
+                cx.dialog(Dialog::Form {
+                    form,
+                    purpose: Purpose::Token,
+                });
+            }
+            (Action::Refresh, _) => cx.request(Request::Reload),
+            _ => {}
+        }
+    }
+
+    fn render(&self, area: Rect, buf: &mut Buffer, view: &View<'_>) {
+        let model = view.model;
+        let theme = view.theme;
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(38), Constraint::Fill(1)]).areas(area);
+        let block = pane(format!("Clients ({})", model.clients.len()), true, theme);
+        let inner = block.inner(left);
+        block.render(left, buf);
+        if model.clients.is_empty() {
+            empty_note(inner, buf, theme, "no clients: press a to add one");
+        } else {
+            table(
+                inner,
+                buf,
+                theme,
+                &self.list,
+                &["CLIENT", "SCOPES"],
+                &[Constraint::Fill(1), Constraint::Length(9)],
+                model.clients.len(),
+                true,
+                |i| {
+                    let c = &model.clients[i];
+                    Row::new(vec![
+                        TableCell::from(c.client_id.clone()),
+                        TableCell::from(c.allowed_scopes.len().to_string() + " scopes"),
+                    ])
+                },
+            );
+        }
+        let title = match &self.pane {
+            Pane::Minted(_) => "Token",
+            Pane::Inspected(_) => "Token inspection",
+            Pane::Empty => "Tokens",
+        };
+        let block = pane(title, false, theme);
+        let inner = block.inner(right);
+        block.render(right, buf);
+        let lines = match &self.pane {
+            Pane::Empty => {
+                let sel = model.clients.get(self.list.selected);
+                let mut lines = Vec::new();
+                if let Some(c) = sel {
+                    lines.push(Line::from(vec![
+                        Span::styled(c.client_id.clone(), theme.title()),
+                        Span::styled(" may request", theme.dim()),
+                    ]));
+                    for s in &c.allowed_scopes {
+                        lines.push(Line::from(format!("  {s}")));
+                    }
+                    lines.push(Line::from(""));
+                }
+                lines.push(Line::from(Span::styled(
+                    "m mints a token for the selected client; i inspects any token (or paste one here).",
+                    theme.dim(),
+                )));
+                lines
+            }
+            Pane::Minted(m) => minted_lines(m, theme),
+            Pane::Inspected(r) => inspection_lines(r, theme),
+        };
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((self.scroll.get(), 0))
+            .render(inner, buf);
+    }
+
+    fn commands(&self, model: &Model) -> Vec<Action> {
+        let mut c = vec![Action::Add];
+        if !model.clients.is_empty() {
+            c.extend([Action::Mint, Action::Delete]);
+        }
+        if self.last_minted.is_some() {
+            c.push(Action::Copy);
+        }
+        c.push(Action::Inspect);
+        c
+    }
+
+    fn click(&mut self, x: u16, y: u16, cx: &mut Cx<'_>) {
+        if let Some(i) = self.list.row_at(x, y) {
+            if i < cx.model.clients.len() {
+                self.list.selected = i;
+            }
+        }
+    }
+}
+
+fn minted_lines<'a>(m: &Minted, theme: &Theme) -> Vec<Line<'a>> {
+    vec![
+        Line::from(vec![
+            Span::styled("client ", theme.dim()),
+            Span::raw(m.client.clone()),
+            Span::styled("   expires in ", theme.dim()),
+            Span::raw(format!("{} s", m.ttl.as_secs())),
+        ]),
+        Line::from(vec![
+            Span::styled("scopes ", theme.dim()),
+            Span::raw(if m.scopes.is_empty() {
+                "(none)".to_owned()
+            } else {
+                m.scopes.join(" ")
+            }),
+        ]),
+        Line::from(""),
+        Line::from(m.token.clone()),
+        Line::from(""),
+        Line::from(Span::styled("y copies it; i inspects it.", theme.dim())),
+    ]
+}
+
+fn inspection_lines<'a>(r: &Result<Inspection, String>, theme: &Theme) -> Vec<Line<'a>> {
+    let i = match r {
+        Ok(i) => i,
+        Err(e) => {
+            return vec![Line::from(Span::styled(
+                format!("not a token: {e}"),
+                theme.error(),
+            ))]
+        }
+    };
+    let mut lines = Vec::new();
+    match &i.validity {
+        Ok(client) => lines.push(Line::from(vec![
+            Span::styled("valid ", theme.ok()),
+            Span::raw(format!(
+                "for client {client}: the gateway accepts it against the JWKS in force"
+            )),
+        ])),
+        Err(why) => lines.push(Line::from(vec![
+            Span::styled("INVALID ", theme.error()),
+            Span::raw(why.clone()),
+        ])),
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled("reaches", theme.title())));
+    for e in &i.agents {
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!("  {:<3} ", if e.allowed { "yes" } else { "no" }),
+                if e.allowed { theme.ok() } else { theme.error() },
+            ),
+            Span::styled(format!("{:<10} ", e.agent), theme.text()),
+            Span::styled(e.reason.clone(), theme.dim()),
+        ]));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled("header", theme.title())));
+    lines.push(Line::from(format!("  {}", i.header)));
+    lines.push(Line::from(Span::styled("claims", theme.title())));
+    let pretty = serde_json::to_string_pretty(&i.claims).unwrap_or_default();
+    for l in pretty.lines() {
+        lines.push(Line::from(format!("  {l}")));
+    }
+    lines
+}
