@@ -228,8 +228,9 @@ fn console_end_to_end_under_tmux() {
         }
         assert!(
             start.elapsed() < WAIT,
-            "the console did not exit cleanly (pane dead, status: {state:?}):\n{}",
-            tmux.screen()
+            "the console did not exit cleanly (pane dead, status: {state:?}):\n{}\n--- switchboard.log ---\n{}",
+            tmux.screen(),
+            std::fs::read_to_string(dir.path().join("switchboard.log")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
