@@ -26,7 +26,12 @@ pub fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cmd::dispatch(cli)) {
+    let result = runtime.block_on(cmd::dispatch(cli));
+    // Stop every task (and with them every gateway), then let go of the
+    // embedding model while ONNX Runtime is still whole.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    switchboard_core::discovery::embedder::release_shared_models();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

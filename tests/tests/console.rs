@@ -151,11 +151,15 @@ fn console_end_to_end_under_tmux() {
     common::install_test_key(dir.path());
     let config = dir.path().join("config.toml");
     std::fs::write(&config, "").unwrap();
+    // The exit status is written to a file: tmux does not always record it
+    // when the pane's terminal closes before the process is reaped.
+    let exit_file = dir.path().join("exit-status");
     let command = format!(
-        "{} --data-dir '{}' --config '{}' --listen 127.0.0.1:0",
+        "{} --data-dir '{}' --config '{}' --listen 127.0.0.1:0; echo $? > '{}'",
         common::binary().display(),
         dir.path().display(),
-        config.display()
+        config.display(),
+        exit_file.display()
     );
     let tmux = Tmux::start(&command);
     tmux.wait_for(&["1:Agents", "Agents (3)", "local stack up at"]);
@@ -222,13 +226,20 @@ fn console_end_to_end_under_tmux() {
     tmux.keys(&["q"]);
     let start = Instant::now();
     loop {
-        let state = tmux.pane_state();
-        if state == "1 0" {
+        let status = std::fs::read_to_string(&exit_file).unwrap_or_default();
+        if !status.trim().is_empty() {
+            assert_eq!(
+                status.trim(),
+                "0",
+                "the console exited with status {status}; log:\n{}",
+                std::fs::read_to_string(dir.path().join("switchboard.log")).unwrap_or_default()
+            );
             break;
         }
         assert!(
             start.elapsed() < WAIT,
-            "the console did not exit cleanly (pane dead, status: {state:?}):\n{}\n--- switchboard.log ---\n{}",
+            "the console did not exit (pane: {:?}):\n{}\n--- switchboard.log ---\n{}",
+            tmux.pane_state(),
             tmux.screen(),
             std::fs::read_to_string(dir.path().join("switchboard.log")).unwrap_or_default()
         );

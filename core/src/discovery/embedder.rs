@@ -174,6 +174,16 @@ pub struct FastEmbedder {
 /// The library ONNX Runtime was loaded from; one per process.
 static ORT_LOADED: Mutex<Option<PathBuf>> = Mutex::new(None);
 
+/// Models shared by every gateway in the process (see [`FastEmbedder::load_shared`]).
+static SHARED_MODELS: Mutex<Option<HashMap<ModelPaths, Arc<FastEmbedder>>>> = Mutex::new(None);
+
+/// Drops the process's shared models. Call it before the process exits, after
+/// everything that used them has stopped: an ONNX Runtime session still alive
+/// while the runtime library tears itself down at exit can crash the process.
+pub fn release_shared_models() {
+    SHARED_MODELS.lock().take();
+}
+
 fn init_ort(path: &Path) -> Result<(), EmbedError> {
     let mut loaded = ORT_LOADED.lock();
     match &*loaded {
@@ -264,8 +274,7 @@ impl FastEmbedder {
     /// the same process (tests, the console) share one loaded model.
     /// Failures are not remembered, so a later call tries again.
     pub fn load_shared(paths: &ModelPaths) -> Result<Arc<FastEmbedder>, EmbedError> {
-        static LOADED: Mutex<Option<HashMap<ModelPaths, Arc<FastEmbedder>>>> = Mutex::new(None);
-        let mut loaded = LOADED.lock();
+        let mut loaded = SHARED_MODELS.lock();
         let map = loaded.get_or_insert_with(HashMap::new);
         if let Some(m) = map.get(paths) {
             return Ok(m.clone());
