@@ -199,31 +199,30 @@ impl Index {
         let query_terms = lexical::terms(query);
         let lexical = self.bm25.scores(&query_terms);
         let uses_vectors = ranking != Ranking::Lexical;
-        let mut candidates: Vec<(f32, usize, Option<Vec<f32>>)> = Vec::new();
+        // First pass: one score per agent, no allocation per agent.
+        let mut candidates: Vec<(f32, usize)> = Vec::new();
         for (i, agent) in self.agents.iter().enumerate() {
             if !allowed(&agent.text.id) {
                 continue;
             }
             let lex = lexical.get(i).copied().unwrap_or(0.0);
-            let (score, sims) = if uses_vectors {
-                let Some(sims) = query_vector.and_then(|q| self.similarities(agent, q)) else {
+            let score = if uses_vectors {
+                let Some(v) = query_vector.and_then(|q| self.best_similarity(agent, q)) else {
                     continue;
                 };
-                let v = sims.iter().copied().fold(0.0f32, f32::max);
-                let score = match ranking {
+                match ranking {
                     Ranking::Vector => v,
                     _ => VECTOR_WEIGHT * v + (1.0 - VECTOR_WEIGHT) * lex,
-                };
-                (score, Some(sims))
+                }
             } else {
                 if lex <= 0.0 {
                     continue;
                 }
-                (lex, None)
+                lex
             };
-            candidates.push((score, i, sims));
+            candidates.push((score, i));
         }
-        let order = |a: &(f32, usize, Option<Vec<f32>>), b: &(f32, usize, Option<Vec<f32>>)| {
+        let order = |a: &(f32, usize), b: &(f32, usize)| {
             b.0.total_cmp(&a.0)
                 .then_with(|| self.agents[a.1].text.id.cmp(&self.agents[b.1].text.id))
         };
@@ -233,11 +232,17 @@ impl Index {
         }
         candidates.sort_by(order);
         candidates.truncate(k);
+        // Second pass, for the k results only: per-skill similarities.
         let query_set: HashSet<&String> = query_terms.iter().collect();
         candidates
             .into_iter()
-            .map(|(score, i, sims)| {
+            .map(|(score, i)| {
                 let agent = &self.agents[i];
+                let sims = if uses_vectors {
+                    query_vector.and_then(|q| self.similarities(agent, q))
+                } else {
+                    None
+                };
                 let vector = sims
                     .as_ref()
                     .map(|s| s.iter().copied().fold(0.0f32, f32::max));
@@ -250,6 +255,20 @@ impl Index {
                 }
             })
             .collect()
+    }
+
+    /// The best similarity of the query to any of an agent's vectors
+    /// (negative counts as 0).
+    fn best_similarity(&self, agent: &IndexedAgent, query: &[f32]) -> Option<f32> {
+        let v = agent.vectors.as_ref()?;
+        if self.dims == 0 || query.len() != self.dims {
+            return None;
+        }
+        Some(
+            v.chunks_exact(self.dims)
+                .map(|row| dot(row, query))
+                .fold(0.0f32, f32::max),
+        )
     }
 }
 
