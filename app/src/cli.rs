@@ -260,7 +260,10 @@ pub enum ClientsCmd {
 /// `token …`.
 #[derive(Debug, Subcommand)]
 pub enum TokenCmd {
-    /// Sign a token with the local issuer's key, for a client and scopes.
+    /// A token for a client and scopes. Local profile: signed with the local
+    /// issuer's key. AWS profile: obtained from the profile's token endpoint
+    /// with the client-credentials grant; the client secret is read from
+    /// `$SWITCHBOARD_CLIENT_SECRET`, else from stdin.
     Mint {
         /// Client id (`client_id` and `sub`).
         #[arg(long)]
@@ -268,10 +271,11 @@ pub enum TokenCmd {
         /// Scopes to put in the token.
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
-        /// Lifetime in seconds.
-        #[arg(long, default_value_t = 3600)]
+        /// Lifetime in seconds (local profile only).
+        #[arg(long, default_value_t = crate::cmd::token::LOCAL_DEFAULT_TTL_SECS)]
         ttl: u64,
-        /// Issuer URL for `iss` (default: the running local stack's).
+        /// Issuer URL for `iss` (local profile only; default: the running
+        /// local stack's).
         #[arg(long)]
         issuer: Option<String>,
     },

@@ -31,9 +31,13 @@ pub enum GatewayError {
     /// Body over the configured limit.
     #[error("request body exceeds the limit of {0} bytes")]
     PayloadTooLarge(u64),
-    /// Malformed request the gateway itself must judge (query parameters and the like).
+    /// Malformed request the gateway itself must judge (query parameters, a
+    /// JSON-RPC envelope that is not a single request, and the like).
     #[error("{0}")]
     BadRequest(String),
+    /// A JSON-RPC request body that is not JSON (JSON-RPC "Parse error").
+    #[error("{0}")]
+    ParseError(String),
     /// A discovery query over [`crate::discovery::MAX_QUERY_BYTES`].
     #[error("the query is {0} bytes long; at most {max} bytes are accepted", max = crate::discovery::MAX_QUERY_BYTES)]
     QueryTooLong(usize),
@@ -83,7 +87,7 @@ impl GatewayError {
             GatewayError::PayloadTooLarge(_) | GatewayError::QueryTooLong(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::BadRequest(_) | GatewayError::ParseError(_) => StatusCode::BAD_REQUEST,
             GatewayError::BackendUnreachable(_)
             | GatewayError::BackendBadResponse(_)
             | GatewayError::BackendAuth(_) => StatusCode::BAD_GATEWAY,
@@ -101,7 +105,7 @@ impl GatewayError {
             GatewayError::RateLimited { .. }
             | GatewayError::PayloadTooLarge(_)
             | GatewayError::QueryTooLong(_) => "RESOURCE_EXHAUSTED",
-            GatewayError::BadRequest(_) => "INVALID_ARGUMENT",
+            GatewayError::BadRequest(_) | GatewayError::ParseError(_) => "INVALID_ARGUMENT",
             GatewayError::BackendUnreachable(_)
             | GatewayError::BackendBadResponse(_)
             | GatewayError::BackendAuth(_)
@@ -122,6 +126,7 @@ impl GatewayError {
             GatewayError::PayloadTooLarge(_) => "REQUEST_BODY_TOO_LARGE",
             GatewayError::QueryTooLong(_) => "QUERY_TOO_LONG",
             GatewayError::BadRequest(_) => "INVALID_REQUEST",
+            GatewayError::ParseError(_) => "PARSE_ERROR",
             GatewayError::BackendUnreachable(_) => "BACKEND_UNREACHABLE",
             GatewayError::BackendBadResponse(_) => "BACKEND_BAD_RESPONSE",
             GatewayError::BackendTimeout => "BACKEND_TIMEOUT",
@@ -131,7 +136,9 @@ impl GatewayError {
     }
 
     /// JSON-RPC error code. Gateway errors use the implementation-defined
-    /// server range (-32050 … -32059), clear of A2A's own -32001 … -32009.
+    /// server range (-32050 … -32059), clear of A2A's own -32001 … -32009;
+    /// a body that is not one JSON-RPC request gets JSON-RPC's own -32700
+    /// (not JSON) or -32600 (not a valid request).
     pub fn jsonrpc_code(&self) -> i64 {
         match self {
             GatewayError::Unauthenticated(_) => -32050,
@@ -140,6 +147,7 @@ impl GatewayError {
             GatewayError::RateLimited { .. } => -32053,
             GatewayError::PayloadTooLarge(_) | GatewayError::QueryTooLong(_) => -32054,
             GatewayError::BadRequest(_) => -32600,
+            GatewayError::ParseError(_) => -32700,
             GatewayError::BackendUnreachable(_) | GatewayError::BackendBadResponse(_) => -32055,
             GatewayError::BackendTimeout => -32056,
             GatewayError::BackendAuth(_) => -32057,
@@ -189,7 +197,7 @@ impl GatewayError {
                     AuthError::Missing => "Bearer".to_owned(),
                     _ => format!(
                         "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                        e.to_string().replace(['"', '\\', '\r', '\n'], "'")
+                        header_text(&e.to_string())
                     ),
                 };
                 if let Ok(v) = HeaderValue::from_str(&value) {
@@ -215,6 +223,29 @@ impl GatewayError {
         resp
     }
 }
+
+/// Text that can sit inside a quoted header parameter: printable ASCII
+/// without `"` or `\` (others become `'` or `?`), at most
+/// [`MAX_HEADER_TEXT`] characters. Error messages may quote what a caller
+/// sent (a token's `kid`, its `client_id`); none of it may break the header.
+fn header_text(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(MAX_HEADER_TEXT)
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect();
+    if s.chars().count() > MAX_HEADER_TEXT {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Longest `error_description` sent in `WWW-Authenticate`.
+const MAX_HEADER_TEXT: usize = 200;
 
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
@@ -253,6 +284,37 @@ mod tests {
                 .and_then(|v| v.to_str().ok()),
             Some("Bearer error=\"invalid_token\", error_description=\"token has expired\"")
         );
+    }
+
+    #[test]
+    fn parse_errors_and_invalid_requests_use_jsonrpc_codes() {
+        let e = GatewayError::ParseError("the body is not JSON".into());
+        assert_eq!(
+            (e.status(), e.jsonrpc_code(), e.reason()),
+            (StatusCode::BAD_REQUEST, -32700, "PARSE_ERROR")
+        );
+        let e = GatewayError::BadRequest("batch requests are not supported".into());
+        assert_eq!(
+            (e.status(), e.jsonrpc_code(), e.reason()),
+            (StatusCode::BAD_REQUEST, -32600, "INVALID_REQUEST")
+        );
+    }
+
+    #[test]
+    fn caller_text_cannot_break_the_challenge() {
+        let kid = format!("\u{0435}\"\\\r\n{}", "k".repeat(500));
+        let e = GatewayError::Unauthenticated(AuthError::UnknownKey(kid));
+        let value = e.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        assert!(value.len() < 300, "{value}");
+        assert!(
+            value.starts_with(
+                "Bearer error=\"invalid_token\", error_description=\"no signing key with kid '?'"
+            ),
+            "{value}"
+        );
+        let inner = &value["Bearer error=\"invalid_token\", error_description=\"".len()..];
+        assert!(!inner[..inner.len() - 1].contains(['"', '\\']), "{value}");
+        assert!(value.ends_with("...\""), "{value}");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! secret_prefix = "switchboard/prod/"
 //! issuer = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf"
 //! # jwks_uri = "…"                  # default: {issuer}/.well-known/jwks.json
-//! # token_url = "…"                 # advertised in rewritten cards
+//! # token_url = "…"                 # advertised in cards; `token mint` asks it for tokens
 //! # endpoint_url = "http://127.0.0.1:5000"   # a local AWS, for tests
 //! # aws_profile = "prod-admin"      # credentials: the standard AWS chain otherwise
 //! ```
@@ -41,7 +41,10 @@ pub struct AwsProfile {
     /// JWKS URL; default `{issuer}/.well-known/jwks.json`.
     #[serde(default)]
     pub jwks_uri: Option<String>,
-    /// Token endpoint advertised in cards (the user pool domain's `/oauth2/token`).
+    /// Token endpoint (the user pool domain's `/oauth2/token`): advertised in
+    /// cards, and where `token mint` asks for client-credentials tokens. When
+    /// unset, `token mint` reads `token_endpoint` from the issuer's
+    /// `/.well-known/openid-configuration`.
     #[serde(default)]
     pub token_url: Option<String>,
     /// Endpoint override for every AWS service (a local AWS in tests).
@@ -50,6 +53,26 @@ pub struct AwsProfile {
     /// Named profile of the standard AWS credential chain.
     #[serde(default)]
     pub aws_profile: Option<String>,
+}
+
+impl AwsProfile {
+    /// The issuer URL without a trailing slash (how Cognito writes `iss`).
+    pub fn issuer_url(&self) -> &str {
+        self.issuer.trim_end_matches('/')
+    }
+
+    /// The JWKS URL: `jwks_uri`, else `{issuer}/.well-known/jwks.json`.
+    pub fn jwks_url(&self) -> String {
+        self.jwks_uri
+            .clone()
+            .unwrap_or_else(|| format!("{}/.well-known/jwks.json", self.issuer_url()))
+    }
+
+    /// The issuer's discovery document, where its `token_endpoint` is read
+    /// when `token_url` is not set.
+    pub fn openid_configuration_url(&self) -> String {
+        format!("{}/.well-known/openid-configuration", self.issuer_url())
+    }
 }
 
 fn default_table_prefix() -> String {
@@ -95,6 +118,25 @@ impl Profile {
             name: LOCAL.to_owned(),
             production: false,
             kind: ProfileKind::Local,
+        }
+    }
+
+    /// The AWS settings, for an AWS profile.
+    pub fn aws(&self) -> Option<&AwsProfile> {
+        match &self.kind {
+            ProfileKind::Aws(a) => Some(a),
+            ProfileKind::Local => None,
+        }
+    }
+
+    /// `local`, or `aws REGION` (with the endpoint when it is overridden).
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            ProfileKind::Local => "local".to_owned(),
+            ProfileKind::Aws(a) => match &a.endpoint_url {
+                Some(e) => format!("aws {} at {e}", a.region),
+                None => format!("aws {}", a.region),
+            },
         }
     }
 }
@@ -160,6 +202,36 @@ mod tests {
         assert!(find_profile(&f.profiles, "nope")
             .unwrap_err()
             .contains("local, prod"));
+        assert_eq!(all[0].describe(), "local");
+        assert_eq!(all[1].describe(), "aws eu-west-1");
+        let aws = all[1].aws().unwrap();
+        assert_eq!(
+            aws.jwks_url(),
+            "https://cognito-idp.eu-west-1.amazonaws.com/p/.well-known/jwks.json"
+        );
+        assert_eq!(
+            aws.openid_configuration_url(),
+            "https://cognito-idp.eu-west-1.amazonaws.com/p/.well-known/openid-configuration"
+        );
+        assert!(all[0].aws().is_none());
+    }
+
+    #[test]
+    fn production_defaults_to_false_and_local_can_be_marked() {
+        let f: BTreeMap<String, ProfileConfig> = toml_like(
+            r#"{"local": {"kind": "local", "production": true},
+                "dev": {"kind": "aws", "region": "us-east-1", "issuer": "http://i/",
+                        "endpoint_url": "http://127.0.0.1:5000"}}"#,
+        );
+        let all = all_profiles(&f);
+        assert_eq!(all.len(), 2);
+        assert!(all[0].production, "local marked production");
+        assert!(!all[1].production);
+        assert_eq!(all[1].describe(), "aws us-east-1 at http://127.0.0.1:5000");
+        assert_eq!(
+            all[1].aws().unwrap().jwks_url(),
+            "http://i/.well-known/jwks.json"
+        );
     }
 
     fn toml_like<T: serde::de::DeserializeOwned>(json: &str) -> T {

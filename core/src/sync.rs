@@ -246,6 +246,33 @@ impl SyncPlan {
     }
 }
 
+impl SyncPlan {
+    /// What every `switchboard sync --from FROM --to TO` prints first: a
+    /// heading and [`SyncPlan::lines`], indented.
+    pub fn report(&self, from: &str, to: &str) -> Vec<String> {
+        let mut out = vec![format!("sync {from} → {to}")];
+        if self.is_empty() {
+            out.push("  no difference in agents or permissions".to_owned());
+        }
+        out.extend(self.lines().into_iter().map(|l| format!("  {l}")));
+        out
+    }
+
+    /// What `switchboard sync … --dry-run` prints, line for line: the
+    /// [`SyncPlan::report`] and, when there is something to do, what applying
+    /// it would do. The console's sync diff shows exactly these lines.
+    pub fn dry_run_report(&self, from: &str, to: &str) -> Vec<String> {
+        let mut out = self.report(from, to);
+        if !self.is_empty() {
+            out.push(format!(
+                "dry run: nothing was changed ({})",
+                self.counts().summary()
+            ));
+        }
+        out
+    }
+}
+
 /// The fields of two records that differ (store bookkeeping ignored).
 pub fn changed_fields(from: &AgentRecord, to: &AgentRecord) -> Vec<String> {
     let mut out = Vec::new();
@@ -628,6 +655,42 @@ mod tests {
                     scope: "c".into(),
                     agents: set(&["x"])
                 },
+            ]
+        );
+    }
+
+    #[test]
+    fn dry_run_report_is_heading_lines_and_summary() {
+        let plan = SyncPlan {
+            agents: vec![AgentChange::Added {
+                agent: agent("a", "http://a"),
+            }],
+            permissions: vec![PermissionChange::Removed {
+                scope: "old".into(),
+                agents: set(&["x"]),
+            }],
+            secrets: vec![],
+        };
+        assert_eq!(
+            plan.dry_run_report("local", "prod"),
+            vec![
+                "sync local → prod",
+                "  + agent a  http://a",
+                "  - scope old",
+                "dry run: nothing was changed (1 agents added, 0 changed, 0 removed; 0 scopes added, 0 changed, 1 removed; 0 secrets copied)",
+            ]
+        );
+        assert_eq!(plan.report("local", "prod").len(), 3);
+        let empty = SyncPlan {
+            agents: vec![],
+            permissions: vec![],
+            secrets: vec![],
+        };
+        assert_eq!(
+            empty.dry_run_report("local", "dev"),
+            vec![
+                "sync local → dev",
+                "  no difference in agents or permissions"
             ]
         );
     }

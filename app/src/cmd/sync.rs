@@ -33,12 +33,14 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> anyhow::Result<()> {
     let counts = plan.counts();
 
     if !args.json.json {
-        println!("sync {} → {}", from.name, to.name);
-        if plan.is_empty() {
-            println!("  no difference in agents or permissions");
-        }
-        for line in plan.lines() {
-            println!("  {line}");
+        // The same lines the console's sync diff shows (core::sync).
+        let report = if args.dry_run {
+            plan.dry_run_report(&from.name, &to.name)
+        } else {
+            plan.report(&from.name, &to.name)
+        };
+        for line in report {
+            println!("{line}");
         }
     }
     if plan.is_empty() || args.dry_run {
@@ -47,9 +49,6 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> anyhow::Result<()> {
                 "from": from.name, "to": to.name, "dry_run": args.dry_run,
                 "plan": plan, "counts": counts, "applied": null,
             }));
-        }
-        if args.dry_run && !plan.is_empty() {
-            println!("dry run: nothing was changed ({})", counts.summary());
         }
         return Ok(());
     }

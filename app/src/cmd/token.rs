@@ -1,18 +1,38 @@
-//! `switchboard token …`: mint tokens with the local issuer's key, and inspect any token.
+//! `switchboard token …`: mint tokens, and inspect any token.
+//!
+//! On the local profile `mint` signs with the local issuer's key. On an AWS
+//! profile the gateway verifies tokens from the profile's issuer (a Cognito
+//! user pool), so `mint` asks the profile's token endpoint for one with the
+//! OAuth2 client-credentials grant: the client id from the arguments, the
+//! client secret from `$SWITCHBOARD_CLIENT_SECRET` or standard input (never
+//! from the command line, never printed).
 
+use std::io::{BufRead, IsTerminal};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use base64::Engine;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use switchboard_core::auth::jwt::scopes_of;
 use switchboard_core::auth::{Explanation, PermissionSet, Verifier, VerifierConfig};
+use switchboard_core::profile::{AwsProfile, ProfileKind};
+use switchboard_core::registry::Secret;
 use switchboard_emulator::issuer::Issuer;
 use switchboard_emulator::stack::read_runtime;
 
 use super::Ctx;
 use crate::cli::TokenCmd;
 use crate::output;
+
+/// Where `token mint` on an AWS profile reads the client secret first.
+pub const CLIENT_SECRET_ENV: &str = "SWITCHBOARD_CLIENT_SECRET";
+
+/// `--ttl`'s default; any other value only applies to the local issuer.
+pub const LOCAL_DEFAULT_TTL_SECS: u64 = 3600;
+
+/// How long a token or discovery request may take.
+const TOKEN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs a `token` subcommand.
 pub async fn run(ctx: &Ctx, cmd: TokenCmd) -> anyhow::Result<()> {
@@ -23,6 +43,18 @@ pub async fn run(ctx: &Ctx, cmd: TokenCmd) -> anyhow::Result<()> {
             ttl,
             issuer,
         } => {
+            if let ProfileKind::Aws(aws) = &ctx.profile.kind {
+                let stdin = std::io::stdin();
+                let terminal = stdin.is_terminal();
+                let input = SecretInput {
+                    env: std::env::var(CLIENT_SECRET_ENV).ok(),
+                    stdin: &mut stdin.lock(),
+                    terminal,
+                };
+                let token = mint_aws(ctx, aws, &client, &scopes, ttl, issuer, input).await?;
+                println!("{token}");
+                return Ok(());
+            }
             let issuer_url = match issuer {
                 Some(u) => u,
                 None => read_runtime(&ctx.data_dir)
@@ -42,6 +74,216 @@ pub async fn run(ctx: &Ctx, cmd: TokenCmd) -> anyhow::Result<()> {
         }
         TokenCmd::Decode { token, json } => decode(ctx, token.trim(), json.json).await,
     }
+}
+
+/// Where `token mint` reads a client secret.
+pub(crate) struct SecretInput<'a> {
+    /// `$SWITCHBOARD_CLIENT_SECRET`.
+    pub env: Option<String>,
+    /// Standard input.
+    pub stdin: &'a mut dyn BufRead,
+    /// Whether standard input is a terminal (then a prompt without echo).
+    pub terminal: bool,
+}
+
+/// `token mint` on an AWS profile: a client-credentials token from the
+/// profile's token endpoint (printed alone on standard output by `run`).
+async fn mint_aws(
+    ctx: &Ctx,
+    aws: &AwsProfile,
+    client: &str,
+    scopes: &[String],
+    ttl: u64,
+    issuer: Option<String>,
+    input: SecretInput<'_>,
+) -> anyhow::Result<String> {
+    let profile = &ctx.profile.name;
+    if issuer.is_some() {
+        bail!(
+            "--issuer is for the local profile; profile {profile} takes tokens from its token endpoint \
+             (token_url, else the issuer's discovery document)"
+        );
+    }
+    if ttl != LOCAL_DEFAULT_TTL_SECS {
+        bail!(
+            "--ttl is for the local profile; profile {profile}'s token endpoint decides how long its tokens live"
+        );
+    }
+    let secret = client_secret(client, input.env, input.stdin, input.terminal)?;
+    let http = token_http_client()?;
+    let token = mint_from_profile(&http, profile, aws, client, &secret, scopes).await?;
+    Ok(token.access_token)
+}
+
+/// Reads a client secret: `from_env` when set, else standard input — a
+/// prompt that does not echo on a terminal, else its first line.
+pub(crate) fn client_secret(
+    client: &str,
+    from_env: Option<String>,
+    stdin: &mut dyn BufRead,
+    terminal: bool,
+) -> anyhow::Result<Secret> {
+    let value = match from_env.filter(|v| !v.is_empty()) {
+        Some(v) => v,
+        None if terminal => rpassword::prompt_password(format!("client secret for {client}: "))
+            .context("reading the client secret from the terminal")?,
+        None => {
+            let mut line = String::new();
+            stdin
+                .read_line(&mut line)
+                .context("reading the client secret from standard input")?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    if value.is_empty() {
+        bail!(
+            "no client secret for {client}: pipe it on standard input or set {CLIENT_SECRET_ENV} \
+             (it is never taken from the command line)"
+        );
+    }
+    Ok(Secret::new(value))
+}
+
+/// The HTTP client for token and discovery requests.
+pub(crate) fn token_http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(TOKEN_REQUEST_TIMEOUT)
+        .build()
+        .context("building the HTTP client")
+}
+
+/// A token from a token endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub(crate) struct IssuedToken {
+    /// The token.
+    pub access_token: String,
+    /// Seconds it lives, when the endpoint says.
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+    /// The scopes granted, space-separated, when the endpoint says.
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+/// An RFC 6749 §5.2 error answer.
+#[derive(Debug, Deserialize)]
+struct TokenError {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// The token endpoint of an AWS profile: its `token_url`, else the
+/// `token_endpoint` of its issuer's `/.well-known/openid-configuration`.
+/// Fails, saying what to set, when neither names one.
+pub(crate) async fn token_endpoint(
+    http: &reqwest::Client,
+    profile: &str,
+    aws: &AwsProfile,
+) -> anyhow::Result<String> {
+    if let Some(url) = aws.token_url.as_deref().filter(|u| !u.trim().is_empty()) {
+        return Ok(url.to_owned());
+    }
+    let discovery = aws.openid_configuration_url();
+    let unknown = |why: String| {
+        anyhow::anyhow!(
+            "no token endpoint is known for profile {profile}: it has no token_url, and {why}; \
+             set token_url under [profiles.{profile}] in the config file to the user pool domain's \
+             /oauth2/token (https://DOMAIN.auth.REGION.amazoncognito.com/oauth2/token)"
+        )
+    };
+    let resp = http.get(&discovery).send().await.map_err(|e| {
+        unknown(format!(
+            "its issuer's {discovery} could not be read ({})",
+            e.without_url()
+        ))
+    })?;
+    if !resp.status().is_success() {
+        return Err(unknown(format!(
+            "its issuer's {discovery} answered {}",
+            resp.status()
+        )));
+    }
+    let doc: Value = resp.json().await.map_err(|e| {
+        unknown(format!(
+            "its issuer's {discovery} is not JSON ({})",
+            e.without_url()
+        ))
+    })?;
+    match doc.get("token_endpoint").and_then(Value::as_str) {
+        Some(url) if !url.trim().is_empty() => Ok(url.to_owned()),
+        _ => Err(unknown(format!(
+            "its issuer's {discovery} names no token_endpoint (a Cognito user pool has one only once it has a domain)"
+        ))),
+    }
+}
+
+/// Asks `token_url` for a token with the OAuth2 client-credentials grant,
+/// authenticating the client with HTTP Basic. `scopes` empty: the client's
+/// default scopes. Errors name the client and the endpoint, never the secret.
+pub(crate) async fn client_credentials(
+    http: &reqwest::Client,
+    token_url: &str,
+    client_id: &str,
+    secret: &Secret,
+    scopes: &[String],
+) -> anyhow::Result<IssuedToken> {
+    let mut form: Vec<(&str, String)> = vec![("grant_type", "client_credentials".into())];
+    if !scopes.is_empty() {
+        form.push(("scope", scopes.join(" ")));
+    }
+    let resp = http
+        .post(token_url)
+        .basic_auth(client_id, Some(secret.expose()))
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "the token endpoint {token_url} did not answer: {}",
+                e.without_url()
+            )
+        })?;
+    let status = resp.status();
+    let body = resp.bytes().await.map_err(|e| {
+        anyhow::anyhow!(
+            "the token endpoint {token_url} broke off its answer: {}",
+            e.without_url()
+        )
+    })?;
+    if !status.is_success() {
+        let why = match serde_json::from_slice::<TokenError>(&body) {
+            Ok(TokenError {
+                error,
+                error_description: Some(d),
+            }) => format!("{error}: {d}"),
+            Ok(TokenError { error, .. }) => error,
+            Err(_) => format!("HTTP {status}"),
+        };
+        bail!("the token endpoint {token_url} refused client {client_id}: {why}");
+    }
+    let token: IssuedToken = serde_json::from_slice(&body).map_err(|e| {
+        anyhow::anyhow!("the token endpoint {token_url} answered without an access token: {e}")
+    })?;
+    if token.access_token.is_empty() {
+        bail!("the token endpoint {token_url} answered with an empty access token");
+    }
+    Ok(token)
+}
+
+/// A token for `client_id` from an AWS profile's token endpoint (see
+/// [`token_endpoint`] and [`client_credentials`]).
+pub(crate) async fn mint_from_profile(
+    http: &reqwest::Client,
+    profile: &str,
+    aws: &AwsProfile,
+    client_id: &str,
+    secret: &Secret,
+    scopes: &[String],
+) -> anyhow::Result<IssuedToken> {
+    let url = token_endpoint(http, profile, aws).await?;
+    client_credentials(http, &url, client_id, secret, scopes).await
 }
 
 fn decode_part(part: &str, what: &str) -> anyhow::Result<Value> {
@@ -82,26 +324,29 @@ pub(crate) fn explain_all(
 async fn decode(ctx: &Ctx, token: &str, as_json: bool) -> anyhow::Result<()> {
     let (header, claims) = decode_jwt(token)?;
 
-    // Validity, checked exactly as the gateway would against the running stack's JWKS.
-    let validity = match read_runtime(&ctx.data_dir) {
-        Some(rt) => {
-            let verifier = Verifier::new(
-                VerifierConfig {
-                    issuer: rt.issuer_url.clone(),
-                    jwks_uri: Some(rt.jwks_url.clone()),
-                    allowed_client_ids: ctx.config.gateway.allowed_client_ids.clone(),
-                    leeway_secs: ctx.config.gateway.leeway_secs,
-                },
-                reqwest::Client::new(),
-            );
-            match verifier.verify(token).await {
-                Ok(_) => json!({ "valid": true, "checked_against": rt.jwks_url }),
-                Err(e) => {
-                    json!({ "valid": false, "reason": e.to_string(), "checked_against": rt.jwks_url })
-                }
+    // Validity, checked exactly as the gateway would: against the AWS
+    // profile's issuer and JWKS, or the running local stack's.
+    let verify = |issuer: String, jwks: String| async move {
+        let verifier = Verifier::new(
+            VerifierConfig {
+                issuer,
+                jwks_uri: Some(jwks.clone()),
+                allowed_client_ids: ctx.config.gateway.allowed_client_ids.clone(),
+                leeway_secs: ctx.config.gateway.leeway_secs,
+            },
+            reqwest::Client::new(),
+        );
+        match verifier.verify(token).await {
+            Ok(_) => json!({ "valid": true, "checked_against": jwks }),
+            Err(e) => {
+                json!({ "valid": false, "reason": e.to_string(), "checked_against": jwks })
             }
         }
-        None => json!({
+    };
+    let validity = match (&ctx.profile.kind, read_runtime(&ctx.data_dir)) {
+        (ProfileKind::Aws(aws), _) => verify(aws.issuer_url().to_owned(), aws.jwks_url()).await,
+        (ProfileKind::Local, Some(rt)) => verify(rt.issuer_url, rt.jwks_url).await,
+        (ProfileKind::Local, None) => json!({
             "valid": Value::Null,
             "reason": format!("no local stack is running on {}; start `switchboard serve` to check signatures against its JWKS", ctx.data_dir.display()),
         }),
@@ -146,4 +391,268 @@ async fn decode(ctx: &Ctx, token: &str, as_json: bool) -> anyhow::Result<()> {
         .collect();
     output::table(&["AGENT", "REACHES", "WHY"], &rows);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use pretty_assertions::assert_eq;
+    use switchboard_core::GatewayConfig;
+    use switchboard_emulator::stack::{LocalStack, StackOptions};
+
+    /// The local stack on free ports: its issuer stands in for Cognito.
+    async fn stack() -> (tempfile::TempDir, LocalStack) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("issuer-key.pem");
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../fixtures/test-issuer-key.pem"
+            ),
+            &key,
+        )
+        .unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = GatewayConfig {
+            // Discovery ranks by words here; no model is loaded.
+            model_dir: Some(dir.path().join("no-model")),
+            ..GatewayConfig::default()
+        };
+        let stack = LocalStack::start(StackOptions {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            config,
+        })
+        .await
+        .unwrap();
+        (dir, stack)
+    }
+
+    fn aws(issuer: &str, token_url: Option<&str>) -> AwsProfile {
+        AwsProfile {
+            region: "us-east-1".into(),
+            table_prefix: "switchboard-".into(),
+            secret_prefix: String::new(),
+            issuer: issuer.into(),
+            jwks_uri: None,
+            token_url: token_url.map(str::to_owned),
+            endpoint_url: None,
+            aws_profile: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_aws_profile_mints_from_the_token_endpoint_its_issuer_advertises() {
+        let (_dir, stack) = stack().await;
+        let info = stack.info.clone();
+        // A trailing slash, as people write issuer URLs.
+        let profile = aws(&format!("{}/", info.issuer_url), None);
+        let http = token_http_client().unwrap();
+        assert_eq!(
+            token_endpoint(&http, "cognito", &profile).await.unwrap(),
+            info.token_url
+        );
+        let scope = info.scopes[0].clone();
+        let token = mint_from_profile(
+            &http,
+            "cognito",
+            &profile,
+            &info.client_id,
+            &Secret::new(info.client_secret.clone()),
+            std::slice::from_ref(&scope),
+        )
+        .await
+        .unwrap();
+        assert_eq!(token.expires_in, Some(3600));
+
+        // The token verifies against the profile's issuer and JWKS, as an
+        // AWS gateway checks it.
+        let verifier = Verifier::new(
+            VerifierConfig {
+                issuer: profile.issuer_url().to_owned(),
+                jwks_uri: Some(profile.jwks_url()),
+                allowed_client_ids: None,
+                leeway_secs: 30,
+            },
+            reqwest::Client::new(),
+        );
+        let principal = verifier.verify(&token.access_token).await.unwrap();
+        assert_eq!(principal.client_id, info.client_id);
+        assert_eq!(principal.scopes, vec![scope]);
+        stack.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn token_url_is_used_before_the_discovery_document() {
+        let (_dir, stack) = stack().await;
+        let info = stack.info.clone();
+        // Nothing listens at the issuer: only token_url can work.
+        let profile = aws("http://127.0.0.1:9", Some(&info.token_url));
+        let http = token_http_client().unwrap();
+        let token = mint_from_profile(
+            &http,
+            "cognito",
+            &profile,
+            &info.client_id,
+            &Secret::new(info.client_secret.clone()),
+            &[],
+        )
+        .await
+        .unwrap();
+        let (_, claims) = decode_jwt(&token.access_token).unwrap();
+        assert_eq!(claims["client_id"], info.client_id.as_str());
+        assert_eq!(claims["iss"], info.issuer_url.as_str());
+        stack.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn no_known_token_endpoint_is_a_clear_error() {
+        let (_dir, stack) = stack().await;
+        let http = token_http_client().unwrap();
+        // The gateway serves no discovery document; port 9 answers nothing.
+        for issuer in [stack.info.gateway_url.clone(), "http://127.0.0.1:9".into()] {
+            let err = mint_from_profile(
+                &http,
+                "prod",
+                &aws(&issuer, None),
+                "c",
+                &Secret::new("s3cr3t-value"),
+                &[],
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.starts_with("no token endpoint is known for profile prod: it has no token_url, and its issuer's ")
+                    && err.contains(&format!("{issuer}/.well-known/openid-configuration"))
+                    && err.contains("set token_url under [profiles.prod]"),
+                "{err}"
+            );
+        }
+        stack.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_wrong_secret_is_refused_and_never_repeated() {
+        let (_dir, stack) = stack().await;
+        let info = stack.info.clone();
+        let http = token_http_client().unwrap();
+        let err = mint_from_profile(
+            &http,
+            "cognito",
+            &aws(&info.issuer_url, None),
+            &info.client_id,
+            &Secret::new("not-the-secret-4711"),
+            &[],
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "the token endpoint {} refused client {}: invalid_client",
+                info.token_url, info.client_id
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("not-the-secret-4711"), "{err}");
+        stack.shutdown().await;
+    }
+
+    /// `token mint` as `run` calls it on an AWS profile, with the secret piped.
+    #[tokio::test]
+    async fn token_mint_on_an_aws_profile_reads_the_secret_and_asks_the_endpoint() {
+        let (dir, stack) = stack().await;
+        let info = stack.info.clone();
+        let aws = aws(&info.issuer_url, None);
+        let ctx = Ctx {
+            data_dir: dir.path().to_path_buf(),
+            config: crate::paths::ConfigFile::default(),
+            profile: switchboard_core::profile::Profile {
+                name: "cognito".into(),
+                production: false,
+                kind: ProfileKind::Aws(aws.clone()),
+            },
+        };
+        let mint = |ttl: u64, issuer: Option<String>, piped: String| {
+            let ctx = &ctx;
+            let aws = &aws;
+            let client = info.client_id.clone();
+            async move {
+                let mut stdin = piped.as_bytes();
+                let input = SecretInput {
+                    env: None,
+                    stdin: &mut stdin,
+                    terminal: false,
+                };
+                mint_aws(ctx, aws, &client, &[], ttl, issuer, input).await
+            }
+        };
+        let token = mint(
+            LOCAL_DEFAULT_TTL_SECS,
+            None,
+            format!("{}\n", info.client_secret),
+        )
+        .await
+        .unwrap();
+        let (header, claims) = decode_jwt(&token).unwrap();
+        assert_eq!(header["alg"], "RS256");
+        assert_eq!(claims["client_id"], info.client_id.as_str());
+        assert_eq!(claims["iss"], info.issuer_url.as_str());
+        assert_eq!(claims["token_use"], "access");
+
+        // What only the local issuer takes is refused, before any secret is read.
+        let err = mint(600, None, String::new())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "--ttl is for the local profile; profile cognito's token endpoint decides how long its tokens live"
+        );
+        let err = mint(
+            LOCAL_DEFAULT_TTL_SECS,
+            Some("http://x".into()),
+            String::new(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("--issuer is for the local profile"),
+            "{err}"
+        );
+        // Nothing piped: said, not sent.
+        let err = mint(LOCAL_DEFAULT_TTL_SECS, None, String::new())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("no client secret for "), "{err}");
+        stack.shutdown().await;
+    }
+
+    #[test]
+    fn the_client_secret_comes_from_the_environment_or_standard_input() {
+        let mut none: &[u8] = b"";
+        let from_env = client_secret("c", Some("from-env".into()), &mut none, false).unwrap();
+        assert_eq!(from_env.expose(), "from-env");
+
+        let mut piped: &[u8] = b"piped-secret\r\nsecond line\n";
+        let from_stdin = client_secret("c", None, &mut piped, false).unwrap();
+        assert_eq!(from_stdin.expose(), "piped-secret");
+
+        // An empty variable does not count; an empty input is refused.
+        let mut empty: &[u8] = b"\n";
+        let err = client_secret("c", Some(String::new()), &mut empty, false)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "no client secret for c: pipe it on standard input or set SWITCHBOARD_CLIENT_SECRET \
+             (it is never taken from the command line)"
+        );
+    }
 }

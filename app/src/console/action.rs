@@ -101,6 +101,10 @@ pub enum Action {
     Stream,
     /// Cancel the running task (`CancelTask`).
     CancelTask,
+    /// Show what a sync from local to the selected profile would change.
+    SyncDiff,
+    /// Whether a sync copies secret values too (`--copy-secrets`).
+    ToggleSecrets,
 
     // Forms and dialogs.
     /// Next field.
@@ -171,9 +175,12 @@ impl Action {
             (Send, _) => "send",
             (Stream, _) => "stream",
             (CancelTask, _) => "cancel task",
+            (SyncDiff, _) => "sync diff",
+            (ToggleSecrets, _) => "copy secrets on/off",
             (NextField, _) => "next field",
             (PrevField, _) => "prev field",
             (Submit, _) => "save",
+            (Confirm, Context::SyncPlan) => "apply",
             (Confirm, _) => "yes",
             (Cancel, Context::Confirm) => "no",
             (Cancel, _) => "close",
@@ -221,11 +228,13 @@ pub enum Context {
     Picker,
     /// The help popup.
     HelpPopup,
+    /// A sync diff.
+    SyncPlan,
 }
 
 impl Context {
     /// Every context, in help order.
-    pub const ALL: [Context; 14] = [
+    pub const ALL: [Context; 15] = [
         Context::Global,
         Context::Agents,
         Context::Permissions,
@@ -239,6 +248,7 @@ impl Context {
         Context::Confirm,
         Context::Info,
         Context::Picker,
+        Context::SyncPlan,
         Context::HelpPopup,
     ];
 
@@ -246,7 +256,12 @@ impl Context {
     pub fn falls_back(self) -> bool {
         !matches!(
             self,
-            Context::Form | Context::Confirm | Context::Info | Context::Picker | Context::HelpPopup
+            Context::Form
+                | Context::Confirm
+                | Context::Info
+                | Context::Picker
+                | Context::HelpPopup
+                | Context::SyncPlan
         )
     }
 
@@ -275,6 +290,7 @@ impl Context {
             Context::Info => "Messages",
             Context::Picker => "Choosers",
             Context::HelpPopup => "This help",
+            Context::SyncPlan => "Sync diffs",
         }
     }
 }

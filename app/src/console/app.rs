@@ -13,7 +13,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::Frame;
-use switchboard_core::profile::Profile;
+use switchboard_core::profile::{Profile, ProfileKind};
 use switchboard_core::ratelimit::window_of;
 use switchboard_core::registry::{AgentRecord, ClientRecord, CounterEntry, Permission};
 use switchboard_core::TrafficEvent;
@@ -128,10 +128,18 @@ pub struct Model {
     pub health: HashMap<String, Health>,
     /// Latency of the last request through the gateway, by agent id.
     pub last_latency: HashMap<String, Duration>,
-    /// The active profile.
+    /// The active profile: the screens but Send and Traffic work on its stores.
     pub profile: Profile,
     /// Every profile.
     pub profiles: Vec<Profile>,
+    /// The profile being connected to, while a switch runs.
+    pub switching: Option<String>,
+    /// The last switch that failed: `(profile, why)`.
+    pub switch_error: Option<(String, String)>,
+    /// The local stack's agents (Send uses them, whatever the profile).
+    pub local_agents: Vec<AgentRecord>,
+    /// The local issuer's clients (Send calls as one of them).
+    pub local_clients: Vec<ClientRecord>,
     /// Whether this build has discovery.
     pub discovery: bool,
 }
@@ -149,8 +157,27 @@ impl Model {
             last_latency: HashMap::new(),
             profile,
             profiles,
+            switching: None,
+            switch_error: None,
+            local_agents: Vec::new(),
+            local_clients: Vec::new(),
             discovery: super::worker::DISCOVERY_AVAILABLE,
         }
+    }
+
+    /// Whether the local profile is active.
+    pub fn is_local(&self) -> bool {
+        matches!(self.profile.kind, ProfileKind::Local)
+    }
+
+    /// A local agent by id (what Send reaches through the local gateway).
+    pub fn local_agent(&self, id: &str) -> Option<&AgentRecord> {
+        self.local_agents.iter().find(|a| a.id == id)
+    }
+
+    /// A local issuer client by id.
+    pub fn local_client(&self, id: &str) -> Option<&ClientRecord> {
+        self.local_clients.iter().find(|c| c.client_id == id)
     }
 
     /// The limit in force for an agent.
@@ -220,6 +247,8 @@ pub enum Effect {
     Error(String),
     /// Put text on the clipboard; the string says what it is.
     Copy(String, String),
+    /// Make another profile the active one.
+    SwitchProfile(Profile),
 }
 
 /// What a screen gets while handling an action.
@@ -252,6 +281,10 @@ impl Cx<'_> {
     /// A clipboard copy.
     pub fn copy(&mut self, text: String, what: &str) {
         self.effects.push(Effect::Copy(text, what.to_owned()));
+    }
+    /// A profile switch.
+    pub fn switch_profile(&mut self, p: Profile) {
+        self.effects.push(Effect::SwitchProfile(p));
     }
 }
 
@@ -567,8 +600,29 @@ impl App {
                     self.clipboard.push(text);
                     self.status = Status::Info(format!("copied {what} to the clipboard (OSC 52)"));
                 }
+                Effect::SwitchProfile(p) => self.switch_profile(p),
             }
         }
+    }
+
+    /// Asks the core to make `p` the active profile. The header changes
+    /// when the core says it has (`ProfileSwitched`); until then the
+    /// current profile stays in force.
+    pub fn switch_profile(&mut self, p: Profile) {
+        self.dirty = true;
+        if p.name == self.model.profile.name && self.model.switching.is_none() {
+            self.status = Status::Info(format!("{} is already the active profile", p.name));
+            return;
+        }
+        self.status = Status::Info(format!(
+            "connecting to profile {} ({}); {} stays active until it answers",
+            p.name,
+            p.describe(),
+            self.model.profile.name
+        ));
+        self.model.switching = Some(p.name.clone());
+        self.model.switch_error = None;
+        self.outbox.push(Request::SwitchProfile { profile: p });
     }
 
     /// Sends a request, through a typed confirmation when it writes to a production profile.
@@ -679,6 +733,29 @@ impl App {
                 }
                 _ => {}
             },
+            Dialog::SyncPlan {
+                scroll,
+                max_scroll,
+                plan,
+                ..
+            } => match action {
+                Some(Action::Up) => *scroll = scroll.saturating_sub(1),
+                Some(Action::Down) => *scroll = (*scroll + 1).min(max_scroll.get()),
+                Some(Action::PageUp) => *scroll = scroll.saturating_sub(10),
+                Some(Action::PageDown) => *scroll = (*scroll + 10).min(max_scroll.get()),
+                Some(Action::Confirm) => {
+                    if plan.is_empty() {
+                        self.status = Status::Info("nothing to apply: the profiles agree".into());
+                    } else if let Some(Dialog::SyncPlan { to, plan, .. }) = self.dialogs.pop() {
+                        self.confirm_sync(to, plan);
+                    }
+                }
+                Some(Action::Cancel) => {
+                    self.dialogs.pop();
+                    self.status = Status::Info("nothing was written".into());
+                }
+                _ => {}
+            },
             Dialog::Help { scroll } => match action {
                 Some(Action::Up) => *scroll = scroll.saturating_sub(1),
                 Some(Action::Down) => *scroll += 1,
@@ -689,6 +766,31 @@ impl App {
                 }
                 _ => {}
             },
+        }
+    }
+
+    /// Asks before a sync writes: the target's name typed when it is marked
+    /// production, else yes or no.
+    fn confirm_sync(&mut self, to: Profile, plan: switchboard_core::sync::SyncPlan) {
+        let summary = sync_summary(&plan);
+        let production = to.production;
+        let name = to.name.clone();
+        let request = Request::ApplySync { to, plan };
+        if production {
+            self.dialogs.push(Dialog::Typed {
+                profile: name,
+                request,
+                input: super::widgets::TextInput::new(),
+                error: None,
+            });
+        } else {
+            self.dialogs.push(Dialog::Confirm {
+                title: format!("Sync local → {name}"),
+                message: format!(
+                    "Make {name}'s agents and permissions exactly local's ({summary})?"
+                ),
+                request,
+            });
         }
     }
 
@@ -730,21 +832,68 @@ impl App {
         self.dirty = true;
         match event {
             CoreEvent::Agents(list) => {
+                if self.model.is_local() {
+                    self.model.local_agents = list.clone();
+                }
                 self.model.agents = list;
                 self.screens.send.defaults(&self.model);
             }
             CoreEvent::Permissions(list) => self.model.permissions = list,
             CoreEvent::Clients(list) => {
+                if self.model.is_local() {
+                    self.model.local_clients = list.clone();
+                }
                 self.model.clients = list;
                 self.screens.send.defaults(&self.model);
             }
+            CoreEvent::LocalLists { agents, clients } => {
+                self.model.local_agents = agents;
+                self.model.local_clients = clients;
+                self.screens.send.defaults(&self.model);
+            }
+            CoreEvent::ProfileSwitched { profile } => self.profile_switched(profile),
+            CoreEvent::ProfileFailed { profile, message } => {
+                if self.model.switching.as_deref() == Some(profile.as_str()) {
+                    self.model.switching = None;
+                }
+                self.status = Status::Error(format!(
+                    "{message}; still on profile {}",
+                    self.model.profile.name
+                ));
+                self.model.switch_error = Some((profile, message));
+            }
+            CoreEvent::SyncPlanned {
+                to,
+                copy_secrets,
+                plan,
+            } => match plan {
+                Ok(plan) => {
+                    self.status = Status::None;
+                    self.dialogs.push(Dialog::SyncPlan {
+                        lines: plan.dry_run_report(switchboard_core::profile::LOCAL, &to.name),
+                        to,
+                        copy_secrets,
+                        plan,
+                        scroll: 0,
+                        // Set when drawn; until then there is nothing to scroll.
+                        max_scroll: std::cell::Cell::new(0),
+                    });
+                }
+                Err(e) => self.status = Status::Error(e),
+            },
             CoreEvent::Counters(list) => self.model.counters = list,
             CoreEvent::Health { id, health } => {
                 self.model.health.insert(id, health);
             }
             CoreEvent::Traffic(ev) => {
                 if let TrafficEvent::Finished { id, latency, .. } = ev.as_ref() {
-                    if let Some(agent) = self.screens.traffic.agent_of(*id) {
+                    // Latency through the local gateway belongs to the local agents.
+                    if let Some(agent) = self
+                        .screens
+                        .traffic
+                        .agent_of(*id)
+                        .filter(|_| self.model.is_local())
+                    {
                         self.model.last_latency.insert(agent, *latency);
                     }
                 }
@@ -818,6 +967,43 @@ impl App {
         }
     }
 
+    /// The core now works on `profile`: every list is of that profile from
+    /// here on. Open dialogs that could write are closed, so nothing typed
+    /// for the previous profile lands on this one.
+    fn profile_switched(&mut self, profile: Profile) {
+        if self.model.switching.as_deref() == Some(profile.name.as_str()) {
+            self.model.switching = None;
+        }
+        self.model.switch_error = None;
+        let m = &mut self.model;
+        m.agents.clear();
+        m.permissions.clear();
+        m.clients.clear();
+        m.counters.clear();
+        m.health.clear();
+        m.last_latency.clear();
+        self.screens.clients.reset();
+        self.screens.discover.clear_results();
+        let before = self.dialogs.len();
+        self.dialogs
+            .retain(|d| matches!(d, Dialog::Help { .. } | Dialog::Info { .. }));
+        let closed = if self.dialogs.len() < before {
+            "; the open dialog was closed"
+        } else {
+            ""
+        };
+        let what = if let ProfileKind::Local = profile.kind {
+            "the local stack".to_owned()
+        } else {
+            format!(
+                "{}; Send and Traffic still use the local gateway",
+                profile.describe()
+            )
+        };
+        self.status = Status::Info(format!("now on profile {} ({what}){closed}", profile.name));
+        self.model.profile = profile;
+    }
+
     /// Draws everything.
     pub fn render(&self, frame: &mut Frame<'_>) {
         let area = frame.area();
@@ -877,12 +1063,25 @@ impl App {
         } else {
             spans.push(Span::styled(p.name.clone(), t.ok()));
         }
-        spans.push(Span::styled("  gateway ", t.dim()));
-        spans.push(Span::raw(self.model.stack.gateway_url.clone()));
-        spans.push(Span::styled(
-            format!("  {} agents", self.model.agents.len()),
-            t.dim(),
-        ));
+        if let Some(next) = &self.model.switching {
+            spans.push(Span::styled(format!(" → {next}…"), t.warn()));
+        }
+        if let ProfileKind::Aws(_) = p.kind {
+            spans.push(Span::styled(format!(" ({})", p.describe()), t.dim()));
+            spans.push(Span::styled(
+                format!("  {} agents", self.model.agents.len()),
+                t.dim(),
+            ));
+            spans.push(Span::styled("  local gateway ", t.dim()));
+            spans.push(Span::raw(self.model.stack.gateway_url.clone()));
+        } else {
+            spans.push(Span::styled("  gateway ", t.dim()));
+            spans.push(Span::raw(self.model.stack.gateway_url.clone()));
+            spans.push(Span::styled(
+                format!("  {} agents", self.model.agents.len()),
+                t.dim(),
+            ));
+        }
         buf.set_line(area.x, area.y, &Line::from(spans), area.width);
     }
 
@@ -979,6 +1178,17 @@ impl App {
         }
         buf.set_line(area.x, area.y, &Line::from(spans), area.width);
     }
+}
+
+/// A plan in a few words: `3 agent changes, 2 scope changes, 0 secret values copied`.
+pub fn sync_summary(plan: &switchboard_core::sync::SyncPlan) -> String {
+    let c = plan.counts();
+    format!(
+        "{} agent changes, {} scope changes, {} secret values copied",
+        plan.agents.len(),
+        plan.permissions.len(),
+        c.secrets_copied
+    )
 }
 
 /// `(key, label)` pairs for the footer.

@@ -6,14 +6,16 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Widget};
 use serde_json::Value;
+use switchboard_core::profile::Profile;
 use switchboard_core::registry::AgentRecord;
+use switchboard_core::sync::SyncPlan;
 
 use super::action::{Action, Context};
 use super::form::Form;
 use super::keymap::Keymap;
 use super::msg::Request;
 use super::theme::Theme;
-use super::widgets::{centered, truncate, TextInput};
+use super::widgets::{centered, truncate, wrap_line, TextInput};
 
 /// What a form is for; decides what its submit does.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +36,8 @@ pub enum Purpose {
         /// Client id.
         client: String,
     },
+    /// Get a token from the AWS profile's token endpoint (client id and secret).
+    MintRemote,
     /// Grant a new scope to an agent.
     NewScope {
         /// Agent id or `*`.
@@ -107,6 +111,22 @@ pub enum Dialog {
         /// First row shown.
         scroll: usize,
     },
+    /// What a sync from the local profile to `to` would change: the lines
+    /// `switchboard sync --to NAME --dry-run` prints.
+    SyncPlan {
+        /// The target.
+        to: Profile,
+        /// Whether secret values are copied.
+        copy_secrets: bool,
+        /// The plan, applied as shown.
+        plan: SyncPlan,
+        /// Its lines.
+        lines: Vec<String>,
+        /// First row shown (of the wrapped lines).
+        scroll: usize,
+        /// The last first row that still fills the box, as last drawn.
+        max_scroll: std::cell::Cell<usize>,
+    },
 }
 
 impl Dialog {
@@ -118,6 +138,7 @@ impl Dialog {
             Dialog::Info { .. } => Context::Info,
             Dialog::Picker { .. } => Context::Picker,
             Dialog::Help { .. } => Context::HelpPopup,
+            Dialog::SyncPlan { .. } => Context::SyncPlan,
         }
     }
 
@@ -136,6 +157,13 @@ impl Dialog {
             }
             Dialog::Picker { .. } => vec![Action::Select, Action::Up, Action::Down, Action::Cancel],
             Dialog::Help { .. } => vec![Action::Down, Action::Up, Action::Cancel],
+            Dialog::SyncPlan { plan, .. } => {
+                if plan.is_empty() {
+                    vec![Action::Down, Action::Up, Action::Cancel]
+                } else {
+                    vec![Action::Confirm, Action::Down, Action::Up, Action::Cancel]
+                }
+            }
         }
     }
 
@@ -174,6 +202,13 @@ impl Dialog {
             ) => "add",
             (
                 Dialog::Form {
+                    purpose: Purpose::MintRemote,
+                    ..
+                },
+                Action::Submit,
+            ) => "get token",
+            (
+                Dialog::Form {
                     purpose: Purpose::NewScope { .. },
                     ..
                 },
@@ -188,7 +223,7 @@ impl Dialog {
         match self {
             Dialog::Form { form, .. } => {
                 let w = area.width.saturating_sub(4).min(90);
-                let r = centered(area, w, form.height());
+                let r = centered(area, w, form.height(w));
                 form.render(r, buf, theme, keymap, self.label(Action::Submit));
             }
             Dialog::Confirm { title, message, .. } => {
@@ -272,8 +307,91 @@ impl Dialog {
                 boxed(area, buf, theme, title, lines, theme.focus());
             }
             Dialog::Help { scroll } => render_help(area, buf, theme, keymap, *scroll),
+            Dialog::SyncPlan {
+                to,
+                copy_secrets,
+                plan,
+                lines,
+                scroll,
+                max_scroll,
+            } => {
+                let width = usize::from(area.width.saturating_sub(6)).max(1);
+                let rows_of = |l: Line<'static>| wrap_line(&l, width);
+                let mut footer: Vec<Line> = Vec::new();
+                footer.extend(rows_of(Line::from(Span::styled(
+                    if *copy_secrets {
+                        "Secret values the agents use are copied (c on the Profile screen turns it off)."
+                    } else {
+                        "Secret values are not copied (c on the Profile screen copies them)."
+                    },
+                    theme.dim(),
+                ))));
+                if to.production && !plan.is_empty() {
+                    footer.extend(rows_of(Line::from(Span::styled(
+                        format!(
+                            "{} is marked production: applying asks for its name.",
+                            to.name
+                        ),
+                        theme.error(),
+                    ))));
+                }
+                footer.push(keys_line(self, theme, keymap));
+                let body: Vec<Line> = lines
+                    .iter()
+                    .flat_map(|l| rows_of(Line::from(sync_line(l, theme))))
+                    .collect();
+                // Border and a row of margin above and below, the footer,
+                // and a position line when it does not all fit.
+                let room = usize::from(area.height.saturating_sub(4))
+                    .saturating_sub(footer.len())
+                    .max(1);
+                let rows = if body.len() > room {
+                    room.saturating_sub(1).max(1)
+                } else {
+                    room
+                };
+                max_scroll.set(body.len().saturating_sub(rows));
+                let scroll = (*scroll).min(max_scroll.get());
+                let mut out: Vec<Line> = body.iter().skip(scroll).take(rows).cloned().collect();
+                if body.len() > rows {
+                    out.push(Line::from(Span::styled(
+                        format!(
+                            "lines {}–{} of {} (↑/↓ scroll)",
+                            scroll + 1,
+                            (scroll + rows).min(body.len()),
+                            body.len()
+                        ),
+                        theme.dim(),
+                    )));
+                }
+                out.extend(footer);
+                let border = if to.production {
+                    theme.error()
+                } else {
+                    theme.focus()
+                };
+                boxed(
+                    area,
+                    buf,
+                    theme,
+                    &format!("Sync diff: local → {}", to.name),
+                    out,
+                    border,
+                );
+            }
         }
     }
+}
+
+/// A plan line, coloured by its mark (`+`, `~`, `-`, `!`).
+fn sync_line<'a>(line: &str, theme: &Theme) -> Span<'a> {
+    let style = match line.trim_start().chars().next() {
+        Some('+') => theme.ok(),
+        Some('~') => theme.warn(),
+        Some('-') | Some('!') => theme.error(),
+        _ => theme.text(),
+    };
+    Span::styled(line.to_owned(), style)
 }
 
 fn keys_line(dialog: &Dialog, theme: &Theme, keymap: &Keymap) -> Line<'static> {
@@ -301,6 +419,11 @@ fn boxed(
         .max(title.chars().count() as u16 + 6)
         .min(area.width.saturating_sub(2))
         .max(20);
+    // Lines wider than the box wrap rather than lose their end.
+    let lines: Vec<Line> = lines
+        .iter()
+        .flat_map(|l| wrap_line(l, usize::from(w.saturating_sub(4))))
+        .collect();
     let h = lines.len() as u16 + 2;
     let r = centered(area, w, h);
     Clear.render(r, buf);

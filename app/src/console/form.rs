@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, Clear, Widget};
 use super::action::{Action, Context};
 use super::keymap::Keymap;
 use super::theme::Theme;
-use super::widgets::{truncate, TextInput};
+use super::widgets::{truncate, wrap, TextInput};
 
 /// What a field holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -346,13 +346,20 @@ impl Form {
         FormOutcome::Continue
     }
 
-    /// The height the form wants.
-    pub fn height(&self) -> u16 {
+    /// The height the form wants in a box `width` columns wide (the note
+    /// and the error wrap).
+    pub fn height(&self, width: u16) -> u16 {
         let fields: u16 = (0..self.fields.len())
             .filter(|i| self.visible(*i))
             .map(|i| self.fields[i].height())
             .sum();
-        fields + 2 + u16::from(self.note.is_some()) + u16::from(self.error.is_some()) + 2
+        let inner = usize::from(width.saturating_sub(2));
+        let wrapped = |t: &Option<String>| {
+            t.as_deref()
+                .map(|t| wrap(t, inner).len() as u16)
+                .unwrap_or(0)
+        };
+        fields + 2 + wrapped(&self.note) + wrapped(&self.error) + 2
     }
 
     /// Draws the form in `area` (a dialog box).
@@ -388,22 +395,14 @@ impl Form {
             }
         };
         if let Some(note) = &self.note {
-            put(
-                &mut y,
-                Line::from(Span::styled(
-                    truncate(note, inner.width.into()),
-                    theme.dim(),
-                )),
-            );
+            for l in wrap(note, inner.width.into()) {
+                put(&mut y, Line::from(Span::styled(l, theme.dim())));
+            }
         }
         if let Some(err) = &self.error {
-            put(
-                &mut y,
-                Line::from(Span::styled(
-                    truncate(err, inner.width.into()),
-                    theme.error(),
-                )),
-            );
+            for l in wrap(err, inner.width.into()) {
+                put(&mut y, Line::from(Span::styled(l, theme.error())));
+            }
         }
         let value_w = inner.width.saturating_sub(label_w + 1);
         for (i, f) in self.fields.iter().enumerate() {

@@ -208,6 +208,33 @@ pub fn mint_form(client: &str, model: &Model) -> Form {
     )
 }
 
+/// A token from an AWS profile's token endpoint: the client's id and
+/// secret, as `switchboard token mint` takes them on that profile.
+pub fn mint_remote_form(model: &Model) -> Form {
+    let endpoint = match model.profile.aws() {
+        Some(aws) => match &aws.token_url {
+            Some(url) => url.clone(),
+            None => format!("the token_endpoint of {}", aws.openid_configuration_url()),
+        },
+        None => "the local issuer".to_owned(),
+    };
+    Form::new(
+        &format!("Get a token from profile {}", model.profile.name),
+        vec![
+            Field::text("client", "Client id", "")
+                .help("an app client of the profile's user pool"),
+            Field::secret("secret", "Client secret")
+                .help("typed masked; sent only to the token endpoint, never stored"),
+            Field::text("scopes", "Scopes", "")
+                .help("space-separated; empty asks for the client's default scopes"),
+        ],
+    )
+    .note(format!(
+        "Profile {} verifies tokens from its own issuer: this asks {endpoint} with the client-credentials grant.",
+        model.profile.name
+    ))
+}
+
 /// A new scope for an agent.
 pub fn new_scope_form(agent: &str) -> Form {
     Form::new(
@@ -279,6 +306,37 @@ pub fn submit(form: &mut Form, purpose: &Purpose, model: &Model) -> Option<Reque
                 client: client.clone(),
                 scopes,
                 ttl: Duration::from_secs(ttl),
+            })
+        }
+        Purpose::MintRemote => {
+            let client = form.text("client");
+            if client.is_empty() {
+                form.set_error("client", "the app client's id");
+            }
+            let secret = match form.fields.iter().find(|f| f.key == "secret") {
+                Some(super::form::Field {
+                    kind: super::form::FieldKind::Text(t),
+                    ..
+                }) => t.value().to_owned(),
+                _ => String::new(),
+            };
+            if secret.is_empty() {
+                form.set_error("secret", "the app client's secret");
+            }
+            let scopes: Vec<String> = form
+                .text("scopes")
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+            for s in &scopes {
+                if let Err(e) = validate_scope(s) {
+                    form.set_error("scopes", e.to_string());
+                }
+            }
+            (!form.has_errors()).then(|| Request::MintRemote {
+                client,
+                secret: Secret::new(secret),
+                scopes,
             })
         }
         Purpose::NewScope { agent } => {

@@ -366,8 +366,7 @@ mod tests {
         map.merge_str(DEFAULT_KEYMAP).unwrap();
         assert_eq!(map, Keymap::defaults());
         assert_eq!(map.conflicts(), Vec::<String>::new());
-        // [profile] binds nothing of its own (select comes from [global]).
-        for ctx in Context::ALL.into_iter().filter(|c| *c != Context::Profile) {
+        for ctx in Context::ALL {
             assert!(
                 map.bindings.contains_key(&ctx),
                 "no [{}] in the defaults",

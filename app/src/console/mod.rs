@@ -6,6 +6,11 @@
 //! [`msg::CoreEvent`]s. It redraws when something changed, never on a timer;
 //! logs go to `switchboard.log` in the data directory; the terminal is
 //! restored on exit, on Ctrl-C, on SIGTERM and on panic.
+//!
+//! The local stack keeps serving the local profile whichever profile is
+//! active; switching to an AWS profile (on the Profile screen, or with
+//! `--profile`) points the registry screens at that profile's stores (see
+//! [`worker`]).
 
 pub mod action;
 pub mod app;
@@ -83,12 +88,6 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             "the console needs a terminal; run `switchboard serve` for the headless stack"
         );
     }
-    if let ProfileKind::Aws(_) = opts.profile.kind {
-        anyhow::bail!(
-            "profile {} is an AWS profile, and this build has no AWS backends",
-            opts.profile.name
-        );
-    }
     std::fs::create_dir_all(&opts.data_dir)
         .with_context(|| format!("creating {}", opts.data_dir.display()))?;
     let log_file = opts.data_dir.join(LOG_FILE);
@@ -112,6 +111,15 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         }
     })?;
 
+    // The console starts on the local profile (the stack inside it) and, when
+    // asked for another, switches to it at once: if that profile cannot be
+    // reached, the console says so and stays on local.
+    let local = opts
+        .profiles
+        .iter()
+        .find(|p| matches!(p.kind, ProfileKind::Local))
+        .cloned()
+        .unwrap_or_else(Profile::local);
     let (keymap, keymap_note) = Keymap::load(&opts.keymap_path);
     let model = Model::new(
         StackView {
@@ -122,7 +130,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             log_file: log_file.clone(),
             default_limit: opts.gateway.default_rate_limit,
         },
-        opts.profile.clone(),
+        local.clone(),
         opts.profiles.clone(),
     );
     let mut app = App::new(model, keymap, Theme::from_env());
@@ -133,14 +141,22 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             stack.info.gateway_url
         )),
     };
+    if opts.profile.name != local.name {
+        app.switch_profile(opts.profile.clone());
+    }
 
     let (req_tx, req_rx) = mpsc::unbounded_channel();
     let (ev_tx, mut ev_rx) = mpsc::channel(4096);
     let core = worker::Core::new(
-        stack.gateway.clone(),
-        stack.issuer.clone(),
-        stack.stores.clone(),
-        stack.info.issuer_url.clone(),
+        worker::Local {
+            gateway: stack.gateway.clone(),
+            issuer: stack.issuer.clone(),
+            stores: stack.stores.clone(),
+            issuer_url: stack.info.issuer_url.clone(),
+            profile: local,
+            data_dir: opts.data_dir.clone(),
+            config: opts.gateway.clone(),
+        },
         ev_tx,
     )?;
     let tasks = core.spawn(req_rx);
@@ -205,9 +221,15 @@ fn enter_terminal() -> anyhow::Result<Terminal<CrosstermBackend<Stdout>>> {
 }
 
 fn restore_terminal() {
+    restore_terminal_on(&mut std::io::stdout());
+}
+
+/// Leaves raw mode, then writes what undoes [`enter_terminal`] to `out`:
+/// bracketed paste and mouse capture off, the main screen back, the cursor shown.
+pub(crate) fn restore_terminal_on(out: &mut impl Write) {
     let _ = disable_raw_mode();
     let _ = execute!(
-        std::io::stdout(),
+        out,
         DisableBracketedPaste,
         DisableMouseCapture,
         LeaveAlternateScreen,
@@ -215,17 +237,30 @@ fn restore_terminal() {
     );
 }
 
-/// On a panic anywhere: give the terminal back first, so the message is
-/// readable, log it, and make the loop stop.
-fn install_panic_hook() {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        restore_terminal();
+/// A panic hook as installed by [`install_panic_hook`].
+pub(crate) type PanicHook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
+
+/// The console's panic hook: restores the terminal on `terminal()` first, so
+/// that what `previous` prints lands on the main screen in cooked mode and
+/// can be read; then logs the panic, makes the loop stop, and calls `previous`.
+pub(crate) fn panic_hook<W: Write>(
+    terminal: impl Fn() -> W + Send + Sync + 'static,
+    previous: PanicHook,
+) -> PanicHook {
+    Box::new(move |info| {
+        restore_terminal_on(&mut terminal());
         tracing::error!(panic = %info, "panic");
         PANICKED.store(true, Ordering::SeqCst);
         PANIC_NOTIFY.notify_one();
         previous(info);
-    }));
+    })
+}
+
+/// On a panic anywhere: give the terminal back first, so the message is
+/// readable, log it, and make the loop stop.
+fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(panic_hook(std::io::stdout, previous));
 }
 
 /// `ESC ] 52 ; c ; base64 BEL`: the terminal puts the text on the clipboard.
@@ -238,7 +273,7 @@ fn osc52(out: &mut impl Write, text: &str) -> std::io::Result<()> {
 async fn event_loop(
     terminal: &mut Terminal<CrosstermBackend<Stdout>>,
     app: &mut App,
-    requests: &mpsc::UnboundedSender<msg::Request>,
+    requests: &mpsc::UnboundedSender<msg::Envelope>,
     events: &mut mpsc::Receiver<msg::CoreEvent>,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -248,8 +283,13 @@ async fn event_loop(
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut last_draw: Option<Instant> = None;
     loop {
-        for r in app.take_requests() {
-            if requests.send(r).is_err() {
+        // Each request goes with the profile on screen when it was made.
+        for request in app.take_requests() {
+            let envelope = msg::Envelope {
+                profile: app.model.profile.name.clone(),
+                request,
+            };
+            if requests.send(envelope).is_err() {
                 anyhow::bail!("the console's worker stopped; see {LOG_FILE} in the data directory");
             }
         }

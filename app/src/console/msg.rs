@@ -6,8 +6,20 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use switchboard_core::auth::Explanation;
+use switchboard_core::profile::Profile;
 use switchboard_core::registry::{AgentRecord, ClientRecord, CounterEntry, Permission, Secret};
+use switchboard_core::sync::SyncPlan;
 use switchboard_core::TrafficEvent;
+
+/// A request as the console sent it: with the profile on screen at the
+/// time, so a write never lands on a profile the user did not see.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// The active profile when the request was made.
+    pub profile: String,
+    /// The request.
+    pub request: Request,
+}
 
 /// What the console asks the core to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +82,35 @@ pub enum Request {
         /// Client id.
         id: String,
     },
+    /// Make another profile the active one: open its stores and point every
+    /// screen but Send and Traffic (which use the local gateway) at them.
+    SwitchProfile {
+        /// The profile.
+        profile: Profile,
+    },
+    /// Compare the local profile with another (`sync --dry-run`).
+    PlanSync {
+        /// The target.
+        to: Profile,
+        /// Copy secret values too (`--copy-secrets`).
+        copy_secrets: bool,
+    },
+    /// Apply a plan from the local profile to `to`.
+    ApplySync {
+        /// The target.
+        to: Profile,
+        /// What to change, as shown.
+        plan: SyncPlan,
+    },
+    /// Ask the AWS profile's token endpoint for a client-credentials token.
+    MintRemote {
+        /// Client id (an app client of the profile's user pool).
+        client: String,
+        /// Its secret, typed masked; never shown or logged.
+        secret: Secret,
+        /// Scopes to ask for; empty: the client's defaults.
+        scopes: Vec<String>,
+    },
     /// Sign a token for a client.
     Mint {
         /// Client id.
@@ -107,7 +148,9 @@ pub enum Request {
 }
 
 impl Request {
-    /// Does it change a store? (On a production profile these need a typed confirmation.)
+    /// Does it change the active profile's stores? (On a production profile
+    /// these need a typed confirmation.) A sync names its own target and is
+    /// confirmed for that.
     pub fn is_write(&self) -> bool {
         matches!(
             self,
@@ -139,6 +182,11 @@ impl Request {
             Request::Revoke { scope, agent } => format!("revoke {agent} from scope {scope}"),
             Request::AddClient { id, .. } => format!("add client {id}"),
             Request::RemoveClient { id } => format!("remove client {id}"),
+            Request::ApplySync { to, plan } => format!(
+                "make {}'s agents and permissions exactly local's ({})",
+                to.name,
+                super::app::sync_summary(plan)
+            ),
             other => format!("{other:?}"),
         }
     }
@@ -307,6 +355,36 @@ pub enum CoreEvent {
     },
     /// Discovery answered.
     Discovered(Result<Discovered, String>),
+    /// The console now works on this profile; the lists follow.
+    ProfileSwitched {
+        /// The profile.
+        profile: Profile,
+    },
+    /// A profile could not be opened; the previous one stays active.
+    ProfileFailed {
+        /// Its name.
+        profile: String,
+        /// Why.
+        message: String,
+    },
+    /// The local stack's agents and clients, for Send, while another
+    /// profile is active (on the local profile [`CoreEvent::Agents`] and
+    /// [`CoreEvent::Clients`] are the same lists).
+    LocalLists {
+        /// The local agents.
+        agents: Vec<AgentRecord>,
+        /// The local issuer's clients.
+        clients: Vec<ClientRecord>,
+    },
+    /// A sync plan from the local profile.
+    SyncPlanned {
+        /// The target.
+        to: Profile,
+        /// Whether secret values are copied.
+        copy_secrets: bool,
+        /// The plan, or why there is none.
+        plan: Result<SyncPlan, String>,
+    },
     /// Something worked; the status line says so.
     Done(String),
     /// Something failed. `form` when it answers a form's submit (the form stays open).

@@ -14,7 +14,7 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use serde_json::{json, Value};
 use switchboard_core::auth::Explanation;
-use switchboard_core::profile::{Profile, ProfileKind};
+use switchboard_core::profile::{AwsProfile, Profile, ProfileKind};
 use switchboard_core::registry::{
     AgentRecord, BackendAuth, ClientRecord, CounterEntry, CounterKey, Permission,
 };
@@ -92,24 +92,44 @@ fn model(profile: Profile) -> Model {
             default_limit: 600,
         },
         profile.clone(),
-        vec![
-            profile,
-            Profile {
-                name: "prod".into(),
-                production: true,
-                kind: ProfileKind::Aws(switchboard_core::profile::AwsProfile {
-                    region: "eu-west-1".into(),
-                    table_prefix: "switchboard-".into(),
-                    secret_prefix: String::new(),
-                    issuer: "https://cognito-idp.eu-west-1.amazonaws.com/p".into(),
-                    jwks_uri: None,
-                    token_url: None,
-                    endpoint_url: None,
-                    aws_profile: None,
-                }),
-            },
-        ],
+        vec![profile, dev_profile(), prod_profile()],
     )
+}
+
+/// An AWS profile with a token URL, not production.
+fn dev_profile() -> Profile {
+    Profile {
+        name: "dev".into(),
+        production: false,
+        kind: ProfileKind::Aws(AwsProfile {
+            region: "us-east-1".into(),
+            table_prefix: "switchboard-dev-".into(),
+            secret_prefix: "switchboard/dev/".into(),
+            issuer: "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Dev".into(),
+            jwks_uri: None,
+            token_url: Some("https://dev.auth.us-east-1.amazoncognito.com/oauth2/token".into()),
+            endpoint_url: None,
+            aws_profile: None,
+        }),
+    }
+}
+
+/// An AWS profile marked production, without a token URL.
+fn prod_profile() -> Profile {
+    Profile {
+        name: "prod".into(),
+        production: true,
+        kind: ProfileKind::Aws(AwsProfile {
+            region: "eu-west-1".into(),
+            table_prefix: "switchboard-prod-".into(),
+            secret_prefix: "switchboard/prod/".into(),
+            issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Prod".into(),
+            jwks_uri: None,
+            token_url: None,
+            endpoint_url: None,
+            aws_profile: None,
+        }),
+    }
 }
 
 /// A console with the sample registry loaded, as the core reports it.
@@ -469,12 +489,14 @@ fn profile_screen() {
     let mut app = app();
     press(&mut app, "8");
     insta::assert_snapshot!("profile", screen(&app, 100, 24));
-    // An AWS profile cannot be used by this build: said, not crashed.
-    press(&mut app, "j");
+    let shown = screen(&app, 100, 24);
+    assert!(!shown.contains("no AWS backends"), "{shown}");
+    // The active profile again: nothing to do.
     app.on_key(code(KeyCode::Enter));
+    assert_eq!(app.take_requests(), vec![]);
     assert_eq!(
         app.status,
-        Status::Error("profile prod is an AWS profile, and this build has no AWS backends".into())
+        Status::Info("local is already the active profile".into())
     );
 }
 
@@ -958,4 +980,539 @@ fn every_screen_and_dialog_fits_80x24() {
         app.on_key(code(KeyCode::Enter));
         screen(&app, 80, 24)
     });
+}
+
+// ---------------------------------------------------------------- profiles
+
+/// The agents an AWS profile's tables hold (different from local's).
+fn aws_agents() -> Vec<AgentRecord> {
+    let mut billing = agent("billing", "Billing", 8443, Some(120));
+    billing.url = "https://billing.internal.example".into();
+    vec![billing, agent("echo", "Echo", 7402, Some(600))]
+}
+
+/// Switches `app` to `profile` as the core would report it, with lists.
+fn switched_to(app: &mut App, profile: Profile) {
+    app.on_core(CoreEvent::ProfileSwitched { profile });
+    app.on_core(CoreEvent::Agents(aws_agents()));
+    app.on_core(CoreEvent::Permissions(vec![perm(
+        "billing/read",
+        &["billing"],
+    )]));
+    app.on_core(CoreEvent::Clients(vec![]));
+}
+
+#[test]
+fn choosing_a_profile_switches_live_and_the_header_follows_the_core() {
+    let mut app = app();
+    press(&mut app, "8j");
+    assert_eq!(app.take_requests(), vec![]);
+    app.on_key(code(KeyCode::Enter));
+    // The worker opens the profile; nothing changes until it answers.
+    assert_eq!(
+        app.take_requests(),
+        vec![Request::SwitchProfile {
+            profile: dev_profile()
+        }]
+    );
+    assert_eq!(app.model.profile.name, "local");
+    assert_eq!(app.model.switching.as_deref(), Some("dev"));
+    insta::assert_snapshot!("profile_switching", screen(&app, 100, 24));
+
+    switched_to(&mut app, dev_profile());
+    assert_eq!(app.model.profile, dev_profile());
+    assert_eq!(app.model.switching, None);
+    assert_eq!(
+        app.model
+            .agents
+            .iter()
+            .map(|a| a.id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["billing", "echo"]
+    );
+    assert!(app.model.health.is_empty() && app.model.counters.is_empty());
+    insta::assert_snapshot!("profile_aws_active", screen(&app, 100, 24));
+
+    // Every registry screen shows that profile's data now.
+    press(&mut app, "1");
+    let shown = screen(&app, 100, 24);
+    assert!(
+        shown.contains("billing") && !shown.contains("Streamer"),
+        "{shown}"
+    );
+    // Send still goes through the local gateway, to the local agents.
+    press(&mut app, "5a");
+    let Some(Dialog::Picker { items, .. }) = app.dialogs.last() else {
+        panic!("no agent picker");
+    };
+    let ids: Vec<&str> = items.iter().map(|(v, _)| v.as_str()).collect();
+    assert_eq!(ids, vec!["echo", "guarded", "stream", "weather"]);
+    app.on_key(code(KeyCode::Esc));
+    insta::assert_snapshot!("send_on_aws_profile", screen(&app, 100, 24));
+}
+
+#[test]
+fn a_profile_that_cannot_be_reached_leaves_the_previous_one_active() {
+    let mut app = app();
+    press(&mut app, "8jj");
+    app.on_key(code(KeyCode::Enter));
+    assert_eq!(
+        app.take_requests(),
+        vec![Request::SwitchProfile {
+            profile: prod_profile()
+        }]
+    );
+    let message = "cannot switch to profile prod: cannot load the registry: store unavailable: \
+        listing agents: AWS region eu-west-1 unreachable: cannot connect";
+    app.on_core(CoreEvent::ProfileFailed {
+        profile: "prod".into(),
+        message: message.into(),
+    });
+    assert!(!app.quit);
+    assert_eq!(app.model.profile.name, "local");
+    assert_eq!(app.model.agents.len(), 4, "the local lists stay");
+    assert_eq!(app.model.switching, None);
+    assert_eq!(
+        app.status,
+        Status::Error(format!("{message}; still on profile local"))
+    );
+    insta::assert_snapshot!("profile_switch_failed", screen(&app, 100, 24));
+    // The console keeps working on local.
+    press(&mut app, "1 ");
+    assert_eq!(
+        app.take_requests(),
+        vec![Request::SetEnabled {
+            id: "echo".into(),
+            enabled: false
+        }]
+    );
+}
+
+#[test]
+fn a_production_profile_is_red_and_its_writes_need_its_name() {
+    let mut app = app();
+    app.theme = Theme::new(true);
+    switched_to(&mut app, prod_profile());
+    let mut t = Terminal::new(TestBackend::new(100, 24)).unwrap();
+    t.draw(|f| app.render(f)).unwrap();
+    let buf = t.backend().buffer();
+    let header: String = (0..100).map(|x| buf[(x, 0)].symbol()).collect();
+    let at = header.find(" prod ").unwrap() as u16 + 1;
+    assert_eq!(buf[(at, 0)].fg, ratatui::style::Color::Red, "{header}");
+    assert!(header.contains("PRODUCTION"), "{header}");
+
+    press(&mut app, "1d");
+    app.on_key(key('y'));
+    assert_eq!(app.take_requests(), vec![]);
+    let Some(Dialog::Typed { profile, .. }) = app.dialogs.last() else {
+        panic!("no typed confirmation: {:?}", app.dialogs);
+    };
+    assert_eq!(profile, "prod");
+    typed(&mut app, "prod");
+    app.on_key(code(KeyCode::Enter));
+    assert_eq!(
+        app.take_requests(),
+        vec![Request::DeleteAgent {
+            id: "billing".into()
+        }]
+    );
+}
+
+#[test]
+fn switching_closes_dialogs_that_could_write() {
+    let mut app = app();
+    press(&mut app, "1d");
+    assert!(matches!(app.dialogs.last(), Some(Dialog::Confirm { .. })));
+    switched_to(&mut app, dev_profile());
+    assert!(app.dialogs.is_empty());
+    assert_eq!(
+        app.status,
+        Status::Info(
+            "now on profile dev (aws us-east-1; Send and Traffic still use the local gateway); \
+             the open dialog was closed"
+                .into()
+        )
+    );
+    // Switching back to local: Send's lists are the local ones again.
+    app.on_core(CoreEvent::ProfileSwitched {
+        profile: Profile::local(),
+    });
+    app.on_core(CoreEvent::Agents(vec![agent("echo", "Echo", 7402, None)]));
+    assert_eq!(app.model.local_agents.len(), 1);
+    assert_eq!(
+        app.status,
+        Status::Info("now on profile local (the local stack)".into())
+    );
+}
+
+fn sample_plan() -> switchboard_core::sync::SyncPlan {
+    use switchboard_core::sync::{AgentChange, PermissionChange, SecretAction, SecretNeed};
+    let mut guarded = agent("guarded", "Guarded echo", 7404, Some(600));
+    guarded.auth = BackendAuth::Header {
+        name: "x-api-key".into(),
+        secret: "sample/guarded".into(),
+    };
+    let old_echo = agent("echo", "Echo", 7402, Some(60));
+    let new_echo = agent("echo", "Echo", 7402, Some(600));
+    switchboard_core::sync::SyncPlan {
+        agents: vec![
+            AgentChange::Removed {
+                agent: aws_agents().remove(0),
+            },
+            AgentChange::Changed {
+                from: Box::new(old_echo),
+                to: Box::new(new_echo),
+                fields: vec!["rate_limit".into()],
+            },
+            AgentChange::Added { agent: guarded },
+        ],
+        permissions: vec![
+            PermissionChange::Removed {
+                scope: "billing/read".into(),
+                agents: ["billing".to_owned()].into(),
+            },
+            PermissionChange::Added {
+                scope: "switchboard/guarded".into(),
+                agents: ["guarded".to_owned()].into(),
+            },
+        ],
+        secrets: vec![SecretNeed {
+            name: "sample/guarded".into(),
+            used_by: vec!["guarded".into()],
+            action: SecretAction::Missing,
+        }],
+    }
+}
+
+#[test]
+fn the_sync_diff_is_the_clis_dry_run_and_applies_after_the_typed_name() {
+    let mut app = app();
+    press(&mut app, "8jj");
+    press(&mut app, "s");
+    assert_eq!(
+        app.take_requests(),
+        vec![Request::PlanSync {
+            to: prod_profile(),
+            copy_secrets: false
+        }]
+    );
+    let plan = sample_plan();
+    app.on_core(CoreEvent::SyncPlanned {
+        to: prod_profile(),
+        copy_secrets: false,
+        plan: Ok(plan.clone()),
+    });
+    let Some(Dialog::SyncPlan { lines, .. }) = app.dialogs.last() else {
+        panic!("no sync dialog: {:?}", app.dialogs);
+    };
+    // Exactly what `switchboard sync --to prod --dry-run` prints.
+    assert_eq!(*lines, plan.dry_run_report("local", "prod"));
+    insta::assert_snapshot!("sync_diff", screen(&app, 100, 24));
+
+    // Production target: its name must be typed.
+    press(&mut app, "a");
+    assert_eq!(app.take_requests(), vec![]);
+    assert!(matches!(app.dialogs.last(), Some(Dialog::Typed { profile, .. }) if profile == "prod"));
+    insta::assert_snapshot!("sync_typed_confirm", screen(&app, 100, 24));
+    typed(&mut app, "prod");
+    app.on_key(code(KeyCode::Enter));
+    assert_eq!(
+        app.take_requests(),
+        vec![Request::ApplySync {
+            to: prod_profile(),
+            plan
+        }]
+    );
+    assert!(app.dialogs.is_empty());
+}
+
+#[test]
+fn a_sync_to_a_profile_not_marked_production_asks_yes_or_no() {
+    let mut app = app();
+    press(&mut app, "8j");
+    // Secret values are copied only when asked, as with --copy-secrets.
+    press(&mut app, "cs");
+    assert_eq!(
+        app.take_requests(),
+        vec![Request::PlanSync {
+            to: dev_profile(),
+            copy_secrets: true
+        }]
+    );
+    let plan = sample_plan();
+    app.on_core(CoreEvent::SyncPlanned {
+        to: dev_profile(),
+        copy_secrets: true,
+        plan: Ok(plan.clone()),
+    });
+    press(&mut app, "a");
+    let Some(Dialog::Confirm { message, .. }) = app.dialogs.last() else {
+        panic!("no question: {:?}", app.dialogs);
+    };
+    assert_eq!(
+        message,
+        "Make dev's agents and permissions exactly local's (3 agent changes, 2 scope changes, \
+         0 secret values copied)?"
+    );
+    press(&mut app, "y");
+    assert_eq!(
+        app.take_requests(),
+        vec![Request::ApplySync {
+            to: dev_profile(),
+            plan
+        }]
+    );
+}
+
+#[test]
+fn an_empty_sync_diff_has_nothing_to_apply_and_local_is_no_target() {
+    let mut app = app();
+    press(&mut app, "8s");
+    assert_eq!(app.take_requests(), vec![]);
+    assert_eq!(
+        app.status,
+        Status::Error(
+            "sync copies from the local profile to another: select an AWS profile".into()
+        )
+    );
+    press(&mut app, "j");
+    let empty = switchboard_core::sync::SyncPlan {
+        agents: vec![],
+        permissions: vec![],
+        secrets: vec![],
+    };
+    app.on_core(CoreEvent::SyncPlanned {
+        to: dev_profile(),
+        copy_secrets: false,
+        plan: Ok(empty),
+    });
+    insta::assert_snapshot!("sync_diff_empty", screen(&app, 100, 24));
+    press(&mut app, "a");
+    assert_eq!(app.take_requests(), vec![]);
+    assert_eq!(
+        app.status,
+        Status::Info("nothing to apply: the profiles agree".into())
+    );
+    app.on_key(code(KeyCode::Esc));
+    assert!(app.dialogs.is_empty());
+    // A plan that cannot be made is an error in the status line.
+    app.on_core(CoreEvent::SyncPlanned {
+        to: dev_profile(),
+        copy_secrets: false,
+        plan: Err("comparing local with dev: store unavailable".into()),
+    });
+    assert!(app.dialogs.is_empty());
+    assert_eq!(
+        app.status,
+        Status::Error("comparing local with dev: store unavailable".into())
+    );
+}
+
+#[test]
+fn on_an_aws_profile_tokens_come_from_its_token_endpoint() {
+    let mut app = app();
+    switched_to(&mut app, dev_profile());
+    press(&mut app, "3");
+    insta::assert_snapshot!("clients_aws", screen(&app, 100, 24));
+
+    // Its clients live in the user pool: adding one here is refused, in words.
+    press(&mut app, "a");
+    assert!(app.dialogs.is_empty());
+    assert!(
+        matches!(&app.status, Status::Error(e) if e.starts_with("profile dev takes tokens from its user pool")),
+        "{:?}",
+        app.status
+    );
+
+    press(&mut app, "m");
+    insta::assert_snapshot!("mint_remote", screen(&app, 100, 24));
+    typed(&mut app, "pool-client");
+    app.on_key(code(KeyCode::Tab));
+    typed(&mut app, "s3cr3t");
+    app.on_key(code(KeyCode::Tab));
+    typed(&mut app, "billing/read");
+    let shown = screen(&app, 100, 24);
+    assert!(!shown.contains("s3cr3t"), "the secret is masked:\n{shown}");
+    app.on_key(code(KeyCode::Enter));
+    assert_eq!(
+        app.take_requests(),
+        vec![Request::MintRemote {
+            client: "pool-client".into(),
+            secret: switchboard_core::registry::Secret::new("s3cr3t"),
+            scopes: vec!["billing/read".into()],
+        }]
+    );
+    // A refusal keeps the form open with the reason.
+    app.on_core(CoreEvent::Failed {
+        message: "the token endpoint https://dev.auth.us-east-1.amazoncognito.com/oauth2/token \
+                  refused client pool-client: invalid_client"
+            .into(),
+        form: true,
+    });
+    assert!(matches!(app.dialogs.last(), Some(Dialog::Form { .. })));
+    app.on_key(code(KeyCode::Enter));
+    app.take_requests();
+    app.on_core(CoreEvent::Minted(Minted {
+        client: "pool-client".into(),
+        scopes: vec!["billing/read".into()],
+        token: "eyJhbGciOiJSUzI1NiJ9.eyJjbGllbnRfaWQiOiJwb29sLWNsaWVudCJ9.sig".into(),
+        ttl: Duration::from_secs(3600),
+    }));
+    assert!(app.dialogs.is_empty());
+    assert!(screen(&app, 100, 24).contains("eyJhbGciOiJSUzI1NiJ9"));
+}
+
+#[test]
+fn every_screen_on_an_aws_profile_fits_80x24() {
+    let mut app = app();
+    switched_to(&mut app, prod_profile());
+    for tab in "12345678".chars() {
+        press(&mut app, &tab.to_string());
+        let shown = screen(&app, 80, 24);
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 24);
+        assert!(lines[0].contains("profile  prod  PRODUCTION"), "{shown}");
+        assert!(lines[23].contains("? help"), "{shown}");
+    }
+    press(&mut app, "s");
+    app.on_core(CoreEvent::SyncPlanned {
+        to: prod_profile(),
+        copy_secrets: false,
+        plan: Ok(sample_plan()),
+    });
+    let shown = screen(&app, 80, 24);
+    assert!(
+        shown.contains("Sync diff: local → prod") && shown.contains("a apply"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_long_sync_diff_scrolls_and_stops_at_its_end() {
+    use switchboard_core::sync::{AgentChange, SyncPlan};
+    let mut app = app();
+    press(&mut app, "8j");
+    let plan = SyncPlan {
+        agents: (0..40)
+            .map(|i| AgentChange::Added {
+                agent: agent(&format!("agent-{i:02}"), "A", 9000 + i, None),
+            })
+            .collect(),
+        permissions: vec![],
+        secrets: vec![],
+    };
+    app.on_core(CoreEvent::SyncPlanned {
+        to: dev_profile(),
+        copy_secrets: false,
+        plan: Ok(plan),
+    });
+    let shown = screen(&app, 100, 24);
+    assert!(
+        shown.contains("+ agent agent-00") && shown.contains("lines 1–"),
+        "{shown}"
+    );
+    assert!(!shown.contains("dry run: nothing was changed"), "{shown}");
+    for _ in 0..10 {
+        app.on_key(code(KeyCode::PageDown));
+        screen(&app, 100, 24);
+    }
+    // 43 rows: the heading, 40 agents, the summary on two.
+    let end = screen(&app, 100, 24);
+    assert!(
+        end.contains("+ agent agent-39")
+            && end.contains("dry run: nothing was changed")
+            && end.contains("lines 27–43 of 43"),
+        "{end}"
+    );
+    // At the end, one step up moves at once.
+    press(&mut app, "k");
+    let up = screen(&app, 100, 24);
+    assert!(
+        up.contains("lines 26–42 of 43") && up.contains("+ agent agent-24"),
+        "{up}"
+    );
+}
+
+#[test]
+fn starting_on_an_aws_profile_asks_the_core_to_switch() {
+    let mut app = app();
+    app.switch_profile(prod_profile());
+    assert_eq!(
+        app.take_requests(),
+        vec![Request::SwitchProfile {
+            profile: prod_profile()
+        }]
+    );
+    assert_eq!(
+        app.status,
+        Status::Info(
+            "connecting to profile prod (aws eu-west-1); local stays active until it answers"
+                .into()
+        )
+    );
+}
+
+// ---------------------------------------------------------------- terminal
+
+/// Bytes written through a shared buffer.
+#[derive(Clone, Default)]
+struct Shared(Arc<parking_lot::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_panic_hook_gives_the_terminal_back_before_the_message() {
+    // The hook is process-wide: take it only for this panic, then put the
+    // previous one back.
+    static HOOK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+    let _one_at_a_time = HOOK.lock();
+
+    let term = Shared::default();
+    let for_hook = term.clone();
+    let for_previous = term.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(super::panic_hook(
+        move || for_hook.clone(),
+        Box::new(move |info| {
+            let mut out = for_previous.clone();
+            let _ = std::io::Write::write_all(&mut out, format!("[message: {info}]").as_bytes());
+        }),
+    ));
+    let result = std::panic::catch_unwind(|| panic!("the console broke"));
+    let _ = std::panic::take_hook();
+    std::panic::set_hook(previous);
+    assert!(result.is_err());
+
+    // What restoring writes: paste and mouse modes off, the main screen back,
+    // the cursor shown — then, and only then, the message.
+    let mut expected = Vec::new();
+    crossterm::execute!(
+        expected,
+        crossterm::event::DisableBracketedPaste,
+        crossterm::event::DisableMouseCapture,
+        crossterm::terminal::LeaveAlternateScreen,
+        crossterm::cursor::Show
+    )
+    .unwrap();
+    let written = term.0.lock().clone();
+    let text = String::from_utf8_lossy(&written);
+    assert!(
+        written.starts_with(&expected),
+        "the terminal was not restored first: {text:?}"
+    );
+    let rest = String::from_utf8_lossy(&written[expected.len()..]).into_owned();
+    assert!(
+        rest.starts_with("[message: ") && rest.contains("the console broke"),
+        "{rest:?}"
+    );
+    assert!(super::PANICKED.load(std::sync::atomic::Ordering::SeqCst));
+    super::PANICKED.store(false, std::sync::atomic::Ordering::SeqCst);
 }

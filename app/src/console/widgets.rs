@@ -506,6 +506,70 @@ pub fn truncate(s: &str, width: usize) -> String {
     out
 }
 
+/// Breaks a styled line into lines at most `width` columns wide, at spaces
+/// where it can (the space is dropped), inside a word where it must.
+pub fn wrap_line(line: &Line<'_>, width: usize) -> Vec<Line<'static>> {
+    let width = width.max(1);
+    let chars: Vec<(char, Style)> = line
+        .spans
+        .iter()
+        .flat_map(|s| s.content.chars().map(move |c| (c, s.style)))
+        .collect();
+    let cw = |c: char| unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+    let mut rows: Vec<Vec<(char, Style)>> = Vec::new();
+    let mut row: Vec<(char, Style)> = Vec::new();
+    let mut w = 0;
+    for (c, style) in chars {
+        if c == ' ' && w + cw(c) > width {
+            // The row is full: break at this space.
+            rows.push(std::mem::take(&mut row));
+            w = 0;
+            continue;
+        }
+        while w + cw(c) > width && !row.is_empty() {
+            match row
+                .iter()
+                .rposition(|(ch, _)| *ch == ' ')
+                .filter(|i| *i > 0)
+            {
+                Some(at) => {
+                    let rest = row.split_off(at + 1);
+                    row.pop();
+                    rows.push(std::mem::replace(&mut row, rest));
+                }
+                None => rows.push(std::mem::take(&mut row)),
+            }
+            w = row.iter().map(|(ch, _)| cw(*ch)).sum();
+        }
+        if row.is_empty() && c == ' ' && !rows.is_empty() {
+            continue;
+        }
+        w += cw(c);
+        row.push((c, style));
+    }
+    rows.push(row);
+    rows.into_iter()
+        .map(|r| {
+            let mut spans: Vec<Span<'static>> = Vec::new();
+            for (c, style) in r {
+                match spans.last_mut() {
+                    Some(last) if last.style == style => last.content.to_mut().push(c),
+                    _ => spans.push(Span::styled(c.to_string(), style)),
+                }
+            }
+            Line::from(spans).style(line.style)
+        })
+        .collect()
+}
+
+/// Plain text wrapped to `width` columns (see [`wrap_line`]).
+pub fn wrap(s: &str, width: usize) -> Vec<String> {
+    wrap_line(&Line::from(s.to_owned()), width)
+        .iter()
+        .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+        .collect()
+}
+
 /// A rectangle of `width` × `height` centred in `area` (clamped to it).
 pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width);
@@ -537,6 +601,27 @@ mod tests {
 
     fn k(code: KeyCode) -> KeyEvent {
         KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn wrapping_breaks_at_spaces_and_keeps_styles() {
+        assert_eq!(
+            wrap("the token endpoint refused client c: invalid_client", 20),
+            vec!["the token endpoint", "refused client c:", "invalid_client"]
+        );
+        assert_eq!(wrap("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("abcd efgh", 4), vec!["abcd", "efgh"]);
+        assert_eq!(wrap("", 4), vec![""]);
+        let red = Style::new().fg(ratatui::style::Color::Red);
+        let line = Line::from(vec![Span::raw("ok "), Span::styled("bad news", red)]);
+        let wrapped = wrap_line(&line, 6);
+        assert_eq!(
+            wrapped,
+            vec![
+                Line::from(vec![Span::raw("ok "), Span::styled("bad", red)]),
+                Line::from(vec![Span::styled("news", red)]),
+            ]
+        );
     }
 
     #[test]

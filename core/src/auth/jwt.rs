@@ -168,15 +168,16 @@ impl Verifier {
 
     /// Verifies a token and returns its caller.
     pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
-        if let Some(p) = self.cached(token)? {
-            return Ok(p);
-        }
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::Malformed(format!(
                 "token is {} bytes; at most {MAX_TOKEN_BYTES} are accepted",
                 token.len()
             )));
         }
+        if let Some(p) = self.cached(token)? {
+            return Ok(p);
+        }
+        check_header(token)?;
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
         if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
@@ -189,7 +190,8 @@ impl Verifier {
             Some(k) => k,
             None => {
                 self.refresh_keys(false).await?;
-                self.key(&kid).ok_or(AuthError::UnknownKey(kid.clone()))?
+                self.key(&kid)
+                    .ok_or_else(|| AuthError::UnknownKey(shown_kid(&kid)))?
             }
         };
         if key.alg != header.alg {
@@ -251,11 +253,15 @@ impl Verifier {
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_owned();
-        let client_id = claims
-            .get("client_id")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-            .unwrap_or_else(|| subject.clone());
+        let client_id = match claims.get("client_id") {
+            None => subject.clone(),
+            Some(serde_json::Value::String(c)) => c.clone(),
+            Some(_) => {
+                return Err(AuthError::Malformed(
+                    "token claim client_id is not a string".into(),
+                ))
+            }
+        };
         if client_id.is_empty() {
             return Err(AuthError::Malformed(
                 "token has neither client_id nor sub".into(),
@@ -389,6 +395,44 @@ impl Verifier {
     }
 }
 
+/// Checks the JOSE header as sent, before any library reads it: a JSON
+/// object without `crit`. No header extension is understood here, so a token
+/// that marks one critical is invalid (RFC 7515 §4.1.11); `jwk`, `jku`,
+/// `x5u` and `x5c` are never used to find a key.
+fn check_header(token: &str) -> Result<(), AuthError> {
+    use base64::Engine;
+    let encoded = token.split('.').next().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|_| AuthError::Malformed("token header is not base64url".into()))?;
+    let header: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|_| AuthError::Malformed("token header is not JSON".into()))?;
+    let Some(fields) = header.as_object() else {
+        return Err(AuthError::Malformed(
+            "token header is not a JSON object".into(),
+        ));
+    };
+    if fields.contains_key("crit") {
+        return Err(AuthError::Malformed(
+            "token header lists critical extensions (crit), none of which are supported".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A `kid` as it may appear in an error: printable ASCII, at most 64 characters.
+fn shown_kid(kid: &str) -> String {
+    let mut out: String = kid
+        .chars()
+        .take(64)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect();
+    if kid.chars().count() > 64 {
+        out.push_str("...");
+    }
+    out
+}
+
 fn parse_jwk(raw: &serde_json::Value) -> Result<(String, CachedKey), String> {
     let jwk: Jwk = serde_json::from_value(raw.clone()).map_err(|e| e.to_string())?;
     let kid = jwk.common.key_id.clone().ok_or("no kid")?;
@@ -420,9 +464,17 @@ fn map_jwt_error(e: jsonwebtoken::errors::Error) -> AuthError {
     }
 }
 
-/// Scopes from `scope` (space-separated, Cognito style) or `scp` (array or string).
+/// Scopes from `scope` (space-separated, Cognito style) or `scp` (array or
+/// string). Only the ASCII space separates scopes (RFC 6749 §3.3): a scope
+/// holding another kind of white space stays one (unknown) scope rather
+/// than becoming two.
 pub fn scopes_of(claims: &serde_json::Value) -> Vec<String> {
-    let split = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    let split = |s: &str| {
+        s.split(' ')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
     match (claims.get("scope"), claims.get("scp")) {
         (Some(serde_json::Value::String(s)), _) => split(s),
         (_, Some(serde_json::Value::Array(a))) => a

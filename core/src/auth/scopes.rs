@@ -9,6 +9,37 @@ use crate::registry::Permission;
 /// The wildcard that grants every agent.
 pub const ALL_AGENTS: &str = "*";
 
+/// Most scopes an [`Explanation::reason`] names from one list; the reason is
+/// sent to callers in 403 bodies, so a token with thousands of scopes must
+/// not make it thousands of lines long.
+const MAX_LISTED: usize = 20;
+
+/// Longest scope shown as it is in a reason; longer ones are cut.
+const MAX_SCOPE_SHOWN: usize = 100;
+
+/// `items` joined with `sep`, at most [`MAX_LISTED`] of them and each at
+/// most [`MAX_SCOPE_SHOWN`] characters, saying how many were left out.
+fn listed<S: AsRef<str>>(items: &[S], sep: &str) -> String {
+    let shown: Vec<String> = items
+        .iter()
+        .take(MAX_LISTED)
+        .map(|s| {
+            let s = s.as_ref();
+            if s.chars().count() > MAX_SCOPE_SHOWN {
+                let cut: String = s.chars().take(MAX_SCOPE_SHOWN).collect();
+                format!("{cut}…")
+            } else {
+                s.to_owned()
+            }
+        })
+        .collect();
+    let mut out = shown.join(sep);
+    if items.len() > MAX_LISTED {
+        out.push_str(&format!("{sep}… ({} more)", items.len() - MAX_LISTED));
+    }
+    out
+}
+
 /// Scope → agents, as held in memory for the hot path.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PermissionSet {
@@ -78,7 +109,7 @@ impl PermissionSet {
                     }
                 })
                 .collect();
-            format!("allowed: granted by scope {}", how.join(", "))
+            format!("allowed: granted by scope {}", listed(&how, ", "))
         } else if scopes.is_empty() {
             "denied: the token carries no scopes".to_owned()
         } else {
@@ -92,13 +123,13 @@ impl PermissionSet {
             if needed.is_empty() {
                 format!(
                     "denied: no scope grants {agent}; the token has [{}]",
-                    have.join(" ")
+                    listed(&have, " ")
                 )
             } else {
                 format!(
                     "denied: {agent} is granted by [{}], the token has [{}]",
-                    needed.join(" "),
-                    have.join(" ")
+                    listed(&needed, " "),
+                    listed(&have, " ")
                 )
             }
         };
@@ -164,5 +195,15 @@ mod tests {
             p.explain(&none, "echo").reason,
             "denied: the token carries no scopes"
         );
+    }
+
+    #[test]
+    fn reasons_stay_short_whatever_the_token_carries() {
+        let mut scopes: Vec<String> = (0..5000).map(|i| format!("s/{i}")).collect();
+        scopes.push("x".repeat(10_000));
+        let why = set().explain(&scopes, "stream");
+        assert!(!why.allowed);
+        assert!(why.reason.len() < 1000, "{}", why.reason);
+        assert!(why.reason.ends_with("… (4981 more)]"), "{}", why.reason);
     }
 }

@@ -4,6 +4,7 @@ pub mod cache;
 pub mod file;
 pub mod model;
 pub mod store;
+pub mod validate;
 
 pub use cache::RegistryCache;
 pub use model::*;

@@ -4,40 +4,10 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-/// The one pattern every agent id must match: 1 to 64 bytes of lowercase ASCII
-/// letters, digits, `-` and `_`, starting with a letter or digit.
-///
-/// Dots are not allowed, so `.` and `..` can never be ids; neither can anything
-/// with `/`, `%`, upper case or non-ASCII look-alikes.
-pub const AGENT_ID_PATTERN: &str = "^[a-z0-9][a-z0-9_-]{0,63}$";
-
-/// Checks an agent id against [`AGENT_ID_PATTERN`].
-pub fn validate_agent_id(id: &str) -> Result<(), String> {
-    let bytes = id.as_bytes();
-    if bytes.is_empty() {
-        return Err("agent id is empty".into());
-    }
-    if bytes.len() > 64 {
-        return Err(format!(
-            "agent id is {} bytes long; at most 64 are allowed",
-            bytes.len()
-        ));
-    }
-    if !(bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit()) {
-        return Err(format!(
-            "agent id {id:?} must start with a lowercase letter or a digit (pattern {AGENT_ID_PATTERN})"
-        ));
-    }
-    if let Some(bad) = id
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
-    {
-        return Err(format!(
-            "agent id {id:?} contains {bad:?}; allowed are a-z, 0-9, '-' and '_' (pattern {AGENT_ID_PATTERN})"
-        ));
-    }
-    Ok(())
-}
+pub use super::validate::{
+    validate_agent, validate_agent_id, validate_backend_url, validate_credential_header,
+    validate_token_url, AGENT_ID_PATTERN,
+};
 
 /// How the gateway authenticates itself to an agent's backend.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -222,100 +192,4 @@ pub struct CounterEntry {
     pub count: u64,
     /// Unix seconds after which the entry is stale.
     pub expires_at: u64,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn agent_ids() {
-        for ok in ["echo", "a", "agent-1", "x_y", &"a".repeat(64)] {
-            assert!(validate_agent_id(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            ".",
-            "..",
-            "a/b",
-            "A",
-            "é",
-            "-a",
-            "a.b",
-            &"a".repeat(65),
-            "a%2f",
-        ] {
-            assert!(validate_agent_id(bad).is_err(), "{bad}");
-        }
-    }
-}
-
-/// Checks a backend URL: `http` or `https`, a host, no credentials, and not a
-/// link-local or cloud-metadata address. Loopback is allowed: developers run
-/// agents locally.
-pub fn validate_backend_url(raw: &str) -> Result<url::Url, String> {
-    let url = url::Url::parse(raw).map_err(|e| format!("{raw:?} is not a valid URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "{raw:?}: only http and https backends are supported, not {}",
-            url.scheme()
-        ));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(
-            "backend URLs must not carry credentials; use backend auth with a secret instead"
-                .into(),
-        );
-    }
-    let blocked = match url.host() {
-        None => return Err(format!("{raw:?} has no host")),
-        Some(url::Host::Ipv4(ip)) => ip.is_link_local() || ip.is_unspecified() || ip.is_broadcast(),
-        Some(url::Host::Ipv6(ip)) => {
-            let seg = ip.segments();
-            (seg[0] & 0xffc0) == 0xfe80
-                || ip == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
-                || ip.is_unspecified()
-                || ip
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| v4.is_link_local() || v4.is_unspecified())
-        }
-        Some(url::Host::Domain(d)) => {
-            let d = d.trim_end_matches('.').to_ascii_lowercase();
-            d == "metadata.google.internal" || d == "metadata" || d == "instance-data"
-        }
-    };
-    if blocked {
-        return Err(format!(
-            "{raw:?} points at a link-local or cloud-metadata address, which backends may not use"
-        ));
-    }
-    Ok(url)
-}
-
-#[cfg(test)]
-mod url_tests {
-    use super::validate_backend_url;
-
-    #[test]
-    fn backend_urls() {
-        for ok in [
-            "http://127.0.0.1:8080",
-            "https://agent.example.com/a2a",
-            "http://[::1]:9/",
-        ] {
-            assert!(validate_backend_url(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "ftp://x",
-            "http://user:pw@host/",
-            "http://169.254.169.254/latest",
-            "http://[fd00:ec2::254]/",
-            "http://[fe80::1]/",
-            "http://metadata.google.internal/",
-            "not a url",
-            "file:///etc/passwd",
-        ] {
-            assert!(validate_backend_url(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -1,6 +1,12 @@
 //! Clients & tokens: the local issuer's clients, tokens minted for them,
 //! and any pasted token taken apart: header, claims, validity against the
 //! JWKS in force, and what it reaches and why.
+//!
+//! On an AWS profile the clients are the user pool's app clients, which
+//! Switchboard neither lists nor manages; `m` then asks the profile's token
+//! endpoint for a token with a client's id and secret (as `switchboard
+//! token mint` does there), since the profile's gateways refuse tokens the
+//! local issuer signs.
 
 use std::cell::Cell;
 
@@ -46,6 +52,11 @@ impl ClientsScreen {
         self.scroll.set(0);
     }
 
+    /// Another profile became active: its tokens are not this one's.
+    pub fn reset(&mut self) {
+        *self = ClientsScreen::default();
+    }
+
     /// A token was inspected.
     pub fn inspected(&mut self, r: Result<Inspection, String>) {
         self.pane = Pane::Inspected(r);
@@ -76,6 +87,24 @@ impl Screen for ClientsScreen {
             .clients
             .get(self.list.selected)
             .map(|c| c.client_id.clone());
+        if model.profile.aws().is_some() {
+            match action {
+                Action::Add | Action::Delete => {
+                    if let Some(why) = crate::console::worker::cognito_clients(&model.profile) {
+                        cx.error(why);
+                    }
+                    return;
+                }
+                Action::Mint | Action::Select => {
+                    cx.dialog(Dialog::Form {
+                        form: forms::mint_remote_form(model),
+                        purpose: Purpose::MintRemote,
+                    });
+                    return;
+                }
+                _ => {}
+            }
+        }
         match (action, selected) {
             (Action::Add, _) => cx.dialog(Dialog::Form {
                 form: forms::client_form(model),
@@ -120,10 +149,36 @@ impl Screen for ClientsScreen {
         let theme = view.theme;
         let [left, right] =
             Layout::horizontal([Constraint::Percentage(38), Constraint::Fill(1)]).areas(area);
-        let block = pane(format!("Clients ({})", model.clients.len()), true, theme);
+        let title = if model.profile.aws().is_some() {
+            "App clients (user pool)".to_owned()
+        } else {
+            format!("Clients ({})", model.clients.len())
+        };
+        let block = pane(title, true, theme);
         let inner = block.inner(left);
         block.render(left, buf);
-        if model.clients.is_empty() {
+        if let Some(aws) = model.profile.aws() {
+            let lines = vec![
+                Line::from(Span::styled(
+                    format!("Profile {} takes tokens from", model.profile.name),
+                    theme.dim(),
+                )),
+                Line::from(aws.issuer_url().to_owned()),
+                Line::from(""),
+                Line::from(Span::styled(
+                    "Its clients are the user pool's app clients, managed in Cognito, not here.",
+                    theme.dim(),
+                )),
+                Line::from(""),
+                Line::from(Span::styled(
+                    "m gets a token with a client's id and secret.",
+                    theme.dim(),
+                )),
+            ];
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .render(inner, buf);
+        } else if model.clients.is_empty() {
             empty_note(inner, buf, theme, "no clients: press a to add one");
         } else {
             table(
@@ -167,7 +222,11 @@ impl Screen for ClientsScreen {
                     lines.push(Line::from(""));
                 }
                 lines.push(Line::from(Span::styled(
-                    "m mints a token for the selected client; i inspects any token (or paste one here).",
+                    if model.profile.aws().is_some() {
+                        "m gets a token from the profile's token endpoint; i inspects any token (or paste one here) against the profile's JWKS."
+                    } else {
+                        "m mints a token for the selected client; i inspects any token (or paste one here)."
+                    },
                     theme.dim(),
                 )));
                 lines
@@ -182,6 +241,14 @@ impl Screen for ClientsScreen {
     }
 
     fn commands(&self, model: &Model) -> Vec<Action> {
+        if model.profile.aws().is_some() {
+            let mut c = vec![Action::Mint];
+            if self.last_minted.is_some() {
+                c.push(Action::Copy);
+            }
+            c.push(Action::Inspect);
+            return c;
+        }
         let mut c = vec![Action::Add];
         if !model.clients.is_empty() {
             c.extend([Action::Mint, Action::Delete]);

@@ -23,6 +23,12 @@ pub struct DiscoverScreen {
 }
 
 impl DiscoverScreen {
+    /// Another profile became active: its agents are not this one's.
+    pub fn clear_results(&mut self) {
+        self.results = None;
+        self.list.selected = 0;
+    }
+
     /// Discovery answered.
     pub fn results(&mut self, r: Result<Discovered, String>) {
         self.searching = false;

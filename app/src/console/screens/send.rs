@@ -140,24 +140,28 @@ pub fn describe(v: &Value) -> (String, String, Option<String>, Option<String>) {
 impl SendScreen {
     /// Chooses an agent and a client when none is chosen yet.
     pub fn defaults(&mut self, model: &Model) {
-        if self.agent.as_ref().is_none_or(|a| model.agent(a).is_none()) {
+        if self
+            .agent
+            .as_ref()
+            .is_none_or(|a| model.local_agent(a).is_none())
+        {
             self.agent = model
-                .agents
+                .local_agents
                 .iter()
                 .find(|a| a.enabled && a.id == "stream")
-                .or_else(|| model.agents.iter().find(|a| a.enabled))
+                .or_else(|| model.local_agents.iter().find(|a| a.enabled))
                 .map(|a| a.id.clone());
         }
         if self
             .client
             .as_ref()
-            .is_none_or(|c| model.client(c).is_none())
+            .is_none_or(|c| model.local_client(c).is_none())
         {
             self.client = model
-                .clients
+                .local_clients
                 .iter()
                 .find(|c| c.client_id == switchboard_emulator::stack::DEMO_CLIENT)
-                .or_else(|| model.clients.first())
+                .or_else(|| model.local_clients.first())
                 .map(|c| c.client_id.clone());
         }
     }
@@ -227,11 +231,19 @@ impl SendScreen {
 
     fn start(&mut self, stream: bool, cx: &mut Cx<'_>) {
         let model = cx.model;
-        let Some(agent) = self.agent.clone().filter(|a| model.agent(a).is_some()) else {
+        let Some(agent) = self
+            .agent
+            .clone()
+            .filter(|a| model.local_agent(a).is_some())
+        else {
             cx.error("choose an agent first (a)");
             return;
         };
-        let Some(client) = self.client.clone().and_then(|c| model.client(&c).cloned()) else {
+        let Some(client) = self
+            .client
+            .clone()
+            .and_then(|c| model.local_client(&c).cloned())
+        else {
             cx.error("choose a client first (c)");
             return;
         };
@@ -314,7 +326,7 @@ impl Screen for SendScreen {
             Action::Stream => self.start(true, cx),
             Action::PickAgent => {
                 let items: Vec<(String, String)> = model
-                    .agents
+                    .local_agents
                     .iter()
                     .map(|a| {
                         let off = if a.enabled { "" } else { "  (disabled)" };
@@ -335,7 +347,7 @@ impl Screen for SendScreen {
             }
             Action::PickClient => {
                 let items: Vec<(String, String)> = model
-                    .clients
+                    .local_clients
                     .iter()
                     .map(|c| {
                         (
@@ -393,12 +405,24 @@ impl Screen for SendScreen {
         let model = view.model;
         let [head, body] =
             Layout::vertical([Constraint::Length(7), Constraint::Fill(1)]).areas(area);
-        let block = pane("Send", !self.editing, theme);
+        // Send always goes through the local gateway, to the local agents.
+        let title = if model.is_local() {
+            "Send".to_owned()
+        } else {
+            format!(
+                "Send through the local gateway {} (profile {} is not served here)",
+                model.stack.gateway_url, model.profile.name
+            )
+        };
+        let block = pane(title, !self.editing, theme);
         let inner = block.inner(head);
         block.render(head, buf);
         let agent = match &self.agent {
             Some(a) => {
-                let name = model.agent(a).map(|r| r.name.clone()).unwrap_or_default();
+                let name = model
+                    .local_agent(a)
+                    .map(|r| r.name.clone())
+                    .unwrap_or_default();
                 vec![
                     Span::styled(a.clone(), theme.title()),
                     Span::styled(format!(" {name}"), theme.dim()),

@@ -454,7 +454,7 @@ impl Screen for TrafficScreen {
             }
             Action::FilterAgent => {
                 let mut agents: Vec<String> =
-                    cx.model.agents.iter().map(|a| a.id.clone()).collect();
+                    cx.model.local_agents.iter().map(|a| a.id.clone()).collect();
                 for r in &self.rows {
                     if !agents.contains(&r.agent) {
                         agents.push(r.agent.clone());
@@ -493,8 +493,14 @@ impl Screen for TrafficScreen {
         } else {
             (area, None)
         };
+        // The local gateway's traffic, whatever the profile.
+        let what = if view.model.is_local() {
+            "Traffic"
+        } else {
+            "Local gateway traffic"
+        };
         let block = pane(
-            format!("Traffic: {}", self.status_line()),
+            format!("{what}: {}", self.status_line()),
             self.detail.is_none(),
             theme,
         );
