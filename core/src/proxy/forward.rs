@@ -321,7 +321,19 @@ pub async fn handle(gw: Arc<Gateway>, peer: Option<SocketAddr>, req: Request<Bod
     record.client = principal.client_id.clone();
     record.publish_start(&gw);
 
-    // Route and authorize from the cached registry.
+    // Route and authorize from the cached registry, as long as the store
+    // keeps confirming it.
+    let unconfirmed = gw.registry.unconfirmed_for();
+    if unconfirmed > gw.config.registry_max_unconfirmed() {
+        return record.reject(
+            &gw,
+            GatewayError::Unavailable(format!(
+                "the registry store has not answered for {} s",
+                unconfirmed.as_secs()
+            )),
+            &style,
+        );
+    }
     let snapshot = gw.registry.snapshot();
     let Some(agent) = snapshot.routable(route.agent).cloned() else {
         return record.reject(
