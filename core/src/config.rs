@@ -38,6 +38,13 @@ pub struct GatewayConfig {
     pub registry_poll_ms: u64,
     /// Idle time after which a keep-alive comment is sent on a stream, milliseconds.
     pub sse_keepalive_ms: u64,
+    /// Time a client has to send a request's headers, milliseconds; also how
+    /// long an idle keep-alive connection stays open. Slow clients
+    /// (slowloris) are cut off after it.
+    pub client_header_timeout_ms: u64,
+    /// Most client connections open at once; further clients wait in the
+    /// listen backlog until one closes.
+    pub max_connections: usize,
     /// Directory of the discovery model (`model.onnx` and tokenizer files).
     /// `None`: `$SWITCHBOARD_MODEL_DIR`, else
     /// `${SWITCHBOARD_CACHE:-~/.cache/switchboard}/model`.
@@ -63,6 +70,8 @@ impl Default for GatewayConfig {
             card_ttl_ms: 30_000,
             registry_poll_ms: 500,
             sse_keepalive_ms: 15_000,
+            client_header_timeout_ms: 20_000,
+            max_connections: 4096,
             model_dir: None,
             ort_dylib_path: None,
         }
@@ -82,9 +91,19 @@ impl GatewayConfig {
     pub fn card_ttl(&self) -> Duration {
         Duration::from_millis(self.card_ttl_ms)
     }
+    /// [`Self::client_header_timeout_ms`] as a `Duration`.
+    pub fn client_header_timeout(&self) -> Duration {
+        Duration::from_millis(self.client_header_timeout_ms)
+    }
     /// [`Self::registry_poll_ms`] as a `Duration`.
     pub fn registry_poll(&self) -> Duration {
         Duration::from_millis(self.registry_poll_ms)
+    }
+    /// How long the request path trusts a registry view the store has not
+    /// confirmed: three polls, and never less than the store's own wait for
+    /// a lock (2 s). Past it, requests fail closed with 503.
+    pub fn registry_max_unconfirmed(&self) -> Duration {
+        (self.registry_poll() * 3).max(Duration::from_secs(3))
     }
     /// Where discovery looks for its model: these settings, then the
     /// environment, then the cache directory.

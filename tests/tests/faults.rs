@@ -698,10 +698,15 @@ async fn jwks_down_or_hanging_keeps_cached_keys_and_is_not_hammered() {
 // ---------------------------------------------------------------------------
 // the store
 
-/// Another connection holds the SQLite file's write lock (an exclusive
-/// transaction): every request is 503 (fail closed: none gets through
-/// unchecked), readiness says so, and the gateway recovers by itself once
-/// the lock is gone. Twice, to show the recovery leaves nothing behind.
+/// Another connection holds a SQLite file's write lock (an exclusive
+/// transaction). The counters' file is on every request's path: every
+/// request is 503 at once. The main file (registry, permissions) is not: the
+/// gateway serves the view the store last confirmed for a bounded time
+/// (`GatewayConfig::registry_max_unconfirmed`), then fails closed with 503
+/// until the store answers again, so a revoked permission cannot live on
+/// while the store is unreachable. Readiness says so, and the gateway
+/// recovers by itself once the lock is gone. Each file twice, to show the
+/// recovery leaves nothing behind.
 #[tokio::test]
 async fn a_locked_store_is_503_and_recovers_by_itself() {
     let s = Arc::new(start().await);
@@ -712,10 +717,42 @@ async fn a_locked_store_is_503_and_recovers_by_itself() {
             .status(),
         200
     );
-    let db = s.dir.path().join(switchboard_core::store::DB_FILE);
-    for round in 0..2 {
-        let lock = rusqlite::Connection::open(&db).unwrap();
+    let main_db = s.dir.path().join(switchboard_core::store::DB_FILE);
+    let counters_db = switchboard_core::store::sqlite::counters_path(&main_db);
+    let bound = switchboard_core::GatewayConfig::default().registry_max_unconfirmed();
+    for (file, db) in [
+        ("counters", &counters_db),
+        ("main", &main_db),
+        ("counters", &counters_db),
+        ("main", &main_db),
+    ] {
+        let lock = rusqlite::Connection::open(db).unwrap();
         lock.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+        let locked_at = Instant::now();
+        if file == "main" {
+            // Served from the confirmed view until the bound, then refused.
+            let deadline = locked_at + bound + Duration::from_secs(5);
+            loop {
+                let status = s
+                    .send("echo", Some(&token), &send_message("w", "x"))
+                    .await
+                    .status();
+                if status == 503 {
+                    break;
+                }
+                assert_eq!(status, 200, "{file}: {status}");
+                assert!(
+                    Instant::now() < deadline,
+                    "{file}: still served {:?} after the store stopped answering",
+                    locked_at.elapsed()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(
+                locked_at.elapsed() >= bound,
+                "{file}: refused before the bound"
+            );
+        }
         let mut tasks = Vec::new();
         for i in 0..8 {
             let (s, token) = (s.clone(), token.clone());
@@ -730,17 +767,19 @@ async fn a_locked_store_is_503_and_recovers_by_itself() {
         for t in tasks {
             let (status, reason, message, text) = t.await.unwrap();
             assert_eq!(
-                (status, reason.as_str(), message.as_str()),
-                (
-                    503,
-                    "STORE_UNAVAILABLE",
-                    "service unavailable: a store is unavailable"
-                ),
-                "round {round}: {text}"
+                (status, reason.as_str()),
+                (503, "STORE_UNAVAILABLE"),
+                "{file}: {text}"
+            );
+            assert!(
+                message.starts_with("service unavailable: ") && message.contains("store"),
+                "{file}: {message}"
             );
         }
-        let ready = s.http.get(s.gw("/readyz")).send().await.unwrap();
-        assert_eq!(ready.status(), 503, "round {round}");
+        if file == "main" {
+            let ready = s.http.get(s.gw("/readyz")).send().await.unwrap();
+            assert_eq!(ready.status(), 503, "{file}");
+        }
 
         drop(lock); // rolls back and lets go
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -752,11 +791,12 @@ async fn a_locked_store_is_503_and_recovers_by_itself() {
             if status == 200 {
                 break;
             }
-            assert_eq!(status, 503, "round {round}");
-            assert!(Instant::now() < deadline, "round {round}: no recovery");
+            assert_eq!(status, 503, "{file}");
+            assert!(Instant::now() < deadline, "{file}: no recovery");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let ready = s.http.get(s.gw("/readyz")).send().await.unwrap();
-        assert_eq!(ready.status(), 200, "round {round}");
+        assert_eq!(ready.status(), 200, "{file}");
     }
 }
 

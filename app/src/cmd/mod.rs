@@ -48,16 +48,29 @@ impl Ctx {
     }
 }
 
-fn init_logging(default: &str) {
+/// Logs to stderr. Lines are formatted on the thread that logs them and
+/// written by a thread of their own, in batches, so that a request never
+/// waits for a write to stderr (one audit line per request). Nothing is
+/// dropped: when that thread falls behind, loggers wait for it. Keep the
+/// guard until exit; dropping it flushes what is left.
+fn init_logging(default: &str) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     use std::io::IsTerminal;
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(color)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .try_init();
+    guard
 }
 
 /// Where the local stack listens unless told otherwise.
@@ -89,11 +102,11 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Some(Command::Serve(args)) => {
-            init_logging("info");
+            let _log = init_logging("info");
             serve::run(&ctx, args).await
         }
         Some(other) => {
-            init_logging("warn");
+            let _log = init_logging("warn");
             match other {
                 Command::Serve(_) => unreachable_serve(),
                 Command::Agents(c) => agents::run(&ctx, c).await,

@@ -8,7 +8,8 @@
 //! A URL under the backend's base keeps its suffix (`{backend}/rest` becomes
 //! `{gateway}/agents/{id}/rest`), so REST and JSON-RPC endpoints stay apart.
 //! A URL on another origin cannot be proxied faithfully; it is still pointed
-//! at the gateway (with its path) rather than leaking a direct address.
+//! at the gateway (with its path) rather than leaking a direct address. No
+//! rewritten URL resolves outside `{gateway}/agents/{id}` (see [`rewrite_url`]).
 //!
 //! Card signatures (`signatures`) cover the original bytes and cannot verify
 //! after rewriting, so they are dropped; the gateway does not re-sign.
@@ -33,33 +34,77 @@ pub struct CardContext<'a> {
 }
 
 /// Maps one URL from the card to the gateway.
+///
+/// The URL is parsed and normalised first, as a client would resolve it: dot
+/// segments (raw or percent-encoded) and, for `http`/`https`, backslashes.
+/// The result is always the agent's gateway URL, optionally followed by a
+/// path and a query, and never resolves outside it: a suffix that would climb
+/// out, an unparseable URL and a URL with no path (`mailto:`, `urn:`) all
+/// become the agent's gateway URL itself. The query is kept for URLs under
+/// the backend URL; fragments are dropped.
 pub fn rewrite_url(url: &str, ctx: &CardContext<'_>) -> String {
-    let base = ctx.backend_url.trim_end_matches('/');
     let gateway = ctx.gateway_url.trim_end_matches('/');
-    if let Some(rest) = url.strip_prefix(base) {
-        if rest.is_empty() || rest.starts_with('/') || rest.starts_with('?') {
-            let rest = rest.trim_end_matches('/');
-            return format!("{gateway}{rest}");
-        }
+    let Ok(parsed) = url::Url::parse(url) else {
+        tracing::warn!(%url, backend = %ctx.backend_url, "card URL does not parse; pointing it at the gateway");
+        return gateway.to_owned();
+    };
+    if parsed.cannot_be_a_base() {
+        tracing::warn!(%url, backend = %ctx.backend_url, "card URL has no path; pointing it at the gateway");
+        return gateway.to_owned();
     }
-    // Another origin (or an unparseable URL): keep only the path below the
-    // backend's own base path, if any.
-    let base_path = url::Url::parse(base)
-        .map(|u| u.path().trim_end_matches('/').to_owned())
+    let backend = url::Url::parse(ctx.backend_url).ok();
+    let base_path = backend
+        .as_ref()
+        .map(|b| b.path().trim_end_matches('/'))
         .unwrap_or_default();
-    match url::Url::parse(url) {
-        Ok(u) => {
-            let path = u.path();
-            let path = match path.strip_prefix(base_path.as_str()) {
-                Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
-                _ => path,
-            };
-            let path = path.trim_end_matches('/');
-            tracing::warn!(%url, backend = %ctx.backend_url, "card URL is not under the backend URL; pointing it at the gateway anyway");
-            format!("{gateway}{path}")
-        }
-        Err(_) => gateway.to_owned(),
+    let path = parsed.path();
+    let below_base = match path.strip_prefix(base_path) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => Some(rest),
+        _ => None,
+    };
+    let same_origin = backend
+        .as_ref()
+        .is_some_and(|b| b.origin() == parsed.origin());
+    let under_backend = same_origin && below_base.is_some();
+    if !under_backend {
+        // Another origin cannot be proxied faithfully; it is still pointed at
+        // the gateway (with its path) rather than leaking a direct address.
+        tracing::warn!(%url, backend = %ctx.backend_url, "card URL is not under the backend URL; pointing it at the gateway anyway");
     }
+    // A backslash is a separator in an `http(s)` URL but not in every other
+    // scheme's, so it is escaped before it lands under the gateway's scheme.
+    let suffix = below_base
+        .unwrap_or(path)
+        .trim_end_matches('/')
+        .replace('\\', "%5C");
+    let mut out = format!("{gateway}{suffix}");
+    if under_backend {
+        if let Some(query) = parsed.query() {
+            out.push('?');
+            out.push_str(query);
+        }
+    }
+    if stays_under(&out, gateway) {
+        out
+    } else {
+        tracing::warn!(%url, rewritten = %out, "card URL would resolve outside the gateway URL; using the gateway URL");
+        gateway.to_owned()
+    }
+}
+
+/// Whether `candidate` resolves to `gateway` or a path below it.
+fn stays_under(candidate: &str, gateway: &str) -> bool {
+    let (Ok(c), Ok(g)) = (url::Url::parse(candidate), url::Url::parse(gateway)) else {
+        return false;
+    };
+    let root = g.path().trim_end_matches('/');
+    c.origin() == g.origin()
+        && c.username() == g.username()
+        && c.password() == g.password()
+        && c.fragment().is_none()
+        && c.path()
+            .strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// One scope list per alternative requirement: each granting scope alone,
@@ -182,6 +227,45 @@ mod tests {
             rewrite_url("http://10.0.0.5:9000/a2abc", &c),
             "https://gw.example/agents/echo/a2abc"
         );
+    }
+
+    #[test]
+    fn urls_never_leave_the_agent() {
+        let s = vec![];
+        let c = ctx(&s);
+        for (url, want) in [
+            // Dot segments, raw, percent-encoded, or behind backslashes.
+            (
+                "http://10.0.0.5:9000/a2a/../../other",
+                "https://gw.example/agents/echo/other",
+            ),
+            (
+                "http://10.0.0.5:9000/a2a/%2e%2E/x",
+                "https://gw.example/agents/echo/x",
+            ),
+            (
+                "http://10.0.0.5:9000/a2a/\\..\\..\\x",
+                "https://gw.example/agents/echo/x",
+            ),
+            // A non-special scheme keeps backslashes in its path; they must
+            // not become separators under the gateway's https.
+            (
+                "x-a2a://h/\\..\\..\\x",
+                "https://gw.example/agents/echo/%5C..%5C..%5Cx",
+            ),
+            // No path to keep: never glued onto the agent id.
+            ("mailto:ops@example.com", "https://gw.example/agents/echo"),
+            ("urn:a2a:x", "https://gw.example/agents/echo"),
+            ("not a url", "https://gw.example/agents/echo"),
+            // Query kept under the backend; fragment dropped.
+            (
+                "http://10.0.0.5:9000/a2a/rest?tenant=t1#top",
+                "https://gw.example/agents/echo/rest?tenant=t1",
+            ),
+            ("http://other:1/a2a?k=v", "https://gw.example/agents/echo"),
+        ] {
+            assert_eq!(rewrite_url(url, &c), want, "{url}");
+        }
     }
 
     #[test]

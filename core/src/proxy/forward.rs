@@ -80,36 +80,96 @@ impl Drop for FinishGuard {
     }
 }
 
-/// The request's JSON-RPC envelope, as far as it could be read.
-#[derive(Debug, Clone, Default)]
+/// The request's JSON-RPC envelope, as far as it could be read, and what is
+/// wrong with it if it is not one JSON-RPC request.
+#[derive(Debug, Default)]
 struct RpcMeta {
     id: Value,
     method: Option<String>,
+    invalid: Option<GatewayError>,
 }
 
-/// Only the envelope fields; `params` is skipped without building a value.
+/// Only the envelope members, each as written; `params` and anything else
+/// are skipped without building a value (so without recursion: nesting
+/// depth costs nothing here and is the agent's to judge). A member
+/// given twice is an error, so the gateway and the agent cannot read
+/// different methods out of one body.
 #[derive(serde::Deserialize)]
 struct Envelope<'a> {
     #[serde(default, borrow)]
+    jsonrpc: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, borrow)]
     id: Option<&'a serde_json::value::RawValue>,
     #[serde(default, borrow)]
-    method: Option<std::borrow::Cow<'a, str>>,
+    method: Option<&'a serde_json::value::RawValue>,
 }
 
+/// Reads the envelope of a JSON-RPC body. A body read only in part is judged
+/// by its first byte (a batch); a whole body must be one request object with
+/// `"jsonrpc": "2.0"` and a string `method`.
 fn rpc_meta(prefix: &[u8], complete: bool) -> RpcMeta {
+    use serde_json::error::Category;
+    if prefix.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return RpcMeta {
+            invalid: Some(GatewayError::BadRequest(
+                "batch requests are not supported: send one JSON-RPC request per HTTP request"
+                    .into(),
+            )),
+            ..RpcMeta::default()
+        };
+    }
     if !complete {
         return RpcMeta::default();
     }
-    match serde_json::from_slice::<Envelope<'_>>(prefix) {
-        Ok(env) => RpcMeta {
-            id: env
-                .id
-                .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
-                .filter(|v| v.is_string() || v.is_number())
-                .unwrap_or(Value::Null),
-            method: env.method.map(|m| m.into_owned()),
-        },
-        Err(_) => RpcMeta::default(),
+    let Ok(text) = std::str::from_utf8(prefix) else {
+        return RpcMeta {
+            invalid: Some(GatewayError::ParseError(
+                "the body is not UTF-8, so not JSON".into(),
+            )),
+            ..RpcMeta::default()
+        };
+    };
+    let env = match serde_json::from_str::<Envelope<'_>>(text) {
+        Ok(env) => env,
+        Err(e) => {
+            let invalid = match e.classify() {
+                Category::Data => GatewayError::BadRequest(format!(
+                    "the body is not a JSON-RPC request object: {e}"
+                )),
+                Category::Syntax | Category::Eof | Category::Io => {
+                    GatewayError::ParseError(format!("the body is not JSON: {e}"))
+                }
+            };
+            return RpcMeta {
+                invalid: Some(invalid),
+                ..RpcMeta::default()
+            };
+        }
+    };
+    let value = |raw: Option<&serde_json::value::RawValue>| {
+        raw.and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
+    };
+    let id = value(env.id);
+    let method = value(env.method);
+    let invalid = if !matches!(
+        id,
+        None | Some(Value::Null | Value::String(_) | Value::Number(_))
+    ) {
+        Some("id must be a string, a number or null")
+    } else if value(env.jsonrpc) != Some(Value::String("2.0".into())) {
+        Some("jsonrpc must be \"2.0\"")
+    } else if !matches!(method, Some(Value::String(_))) {
+        Some("method must be a string")
+    } else {
+        None
+    };
+    RpcMeta {
+        id: id
+            .filter(|v| v.is_string() || v.is_number())
+            .unwrap_or(Value::Null),
+        method: method.and_then(|m| m.as_str().map(str::to_owned)),
+        invalid: invalid
+            .map(|why| GatewayError::BadRequest(format!("not a JSON-RPC request: {why}"))),
     }
 }
 
@@ -200,6 +260,9 @@ impl Record {
     }
 
     fn publish_start(&self, gw: &Gateway) {
+        if !gw.events.has_subscribers() {
+            return;
+        }
         gw.events.publish(TrafficEvent::Started {
             id: self.id,
             at: SystemTime::now(),
@@ -281,6 +344,7 @@ pub async fn handle(gw: Arc<Gateway>, peer: Option<SocketAddr>, req: Request<Bod
         record.publish_start(&gw);
         return record.reject(&gw, GatewayError::PayloadTooLarge(limit), &style);
     }
+    let mut invalid_rpc = None;
     let (prefix, body) = if is_jsonrpc {
         match peek(body, PEEK_LIMIT.min(limit as usize + 1)).await {
             Ok((prefix, complete, rest)) => {
@@ -293,6 +357,7 @@ pub async fn handle(gw: Arc<Gateway>, peer: Option<SocketAddr>, req: Request<Bod
                     record.publish_start(&gw);
                     return record.reject(&gw, GatewayError::PayloadTooLarge(limit), &style);
                 }
+                invalid_rpc = meta.invalid;
                 (Some(prefix), rest)
             }
             Err(e) => {
@@ -321,7 +386,24 @@ pub async fn handle(gw: Arc<Gateway>, peer: Option<SocketAddr>, req: Request<Bod
     record.client = principal.client_id.clone();
     record.publish_start(&gw);
 
-    // Route and authorize from the cached registry.
+    // A JSON-RPC body that is not one request goes no further.
+    if let Some(e) = invalid_rpc {
+        return record.reject(&gw, e, &style);
+    }
+
+    // Route and authorize from the cached registry, as long as the store
+    // keeps confirming it.
+    let unconfirmed = gw.registry.unconfirmed_for();
+    if unconfirmed > gw.config.registry_max_unconfirmed() {
+        return record.reject(
+            &gw,
+            GatewayError::Unavailable(format!(
+                "the registry store has not answered for {} s",
+                unconfirmed.as_secs()
+            )),
+            &style,
+        );
+    }
     let snapshot = gw.registry.snapshot();
     let Some(agent) = snapshot.routable(route.agent).cloned() else {
         return record.reject(
@@ -365,7 +447,7 @@ pub async fn handle(gw: Arc<Gateway>, peer: Option<SocketAddr>, req: Request<Bod
     // Build and send the upstream request.
     let url = upstream_url(&agent.url, &route, parts.uri.query());
     let mut up_headers =
-        headers::upstream_request(&parts.headers, peer.map(|p| p.ip()), gw.public_proto());
+        headers::upstream_request_for(&parts.headers, peer.map(|p| p.ip()), &gw.public_url);
     if let Some((name, value)) = credential {
         up_headers.insert(name, value);
     }

@@ -1,7 +1,11 @@
 //! Relaying response bodies: event by event for SSE, chunk by chunk otherwise.
 //!
-//! Bytes are passed on as soon as they arrive; nothing waits for a whole
-//! event, let alone a whole body. For SSE the relay also
+//! Plain bodies pass on chunk by chunk as they arrive. SSE passes on event by
+//! event: each complete event goes out the moment its closing blank line
+//! arrives, and the start of the next one waits for its own end. That way a
+//! backend that breaks inside an event never hands the caller half an event
+//! that looks whole. (An event larger than [`MAX_PENDING`] is passed on in
+//! pieces rather than held.) For SSE the relay also
 //! * sends a keep-alive comment when the stream has been idle, but only
 //!   between events so it never splits one;
 //! * ends a stream the backend broke with an `error` event instead of a
@@ -13,7 +17,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use eventsource_stream::Eventsource;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
@@ -26,10 +30,68 @@ use crate::events::{EventBus, TrafficEvent};
 /// Comment sent on idle streams.
 pub const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
+/// Most bytes of an unfinished event held back; past it they are passed on.
+pub const MAX_PENDING: usize = 1024 * 1024;
+
+/// Finds where events end in a byte stream (SSE: an event ends with an empty
+/// line; lines end with CRLF, LF or CR).
+#[derive(Debug, Clone, Copy)]
+pub struct EventBoundaries {
+    /// No byte since the last line ending.
+    line_empty: bool,
+    /// The last byte was a CR (an LF right after it belongs to it).
+    after_cr: bool,
+}
+
+impl Default for EventBoundaries {
+    fn default() -> Self {
+        EventBoundaries {
+            line_empty: true,
+            after_cr: false,
+        }
+    }
+}
+
+impl EventBoundaries {
+    /// Feeds `bytes`; returns the offset just past the last event end in
+    /// them, if any.
+    pub fn last_end(&mut self, bytes: &[u8]) -> Option<usize> {
+        let mut end = None;
+        for (i, &b) in bytes.iter().enumerate() {
+            match b {
+                b'\n' if self.after_cr => {
+                    // The LF of a CRLF: the line ended at the CR already.
+                    self.after_cr = false;
+                    if end == Some(i) {
+                        end = Some(i + 1);
+                    }
+                }
+                b'\n' | b'\r' => {
+                    if self.line_empty {
+                        end = Some(i + 1);
+                    }
+                    self.line_empty = true;
+                    self.after_cr = b == b'\r';
+                }
+                _ => {
+                    self.line_empty = false;
+                    self.after_cr = false;
+                }
+            }
+        }
+        end
+    }
+}
+
 struct Relay {
     upstream: BoxStream<'static, Result<Bytes, reqwest::Error>>,
     keepalive: Duration,
-    tail: [u8; 4],
+    boundaries: EventBoundaries,
+    /// Bytes of an event not yet finished, held back.
+    pending: BytesMut,
+    /// Part of an oversized event has been passed on: the caller is inside
+    /// an event.
+    inside_event: bool,
     tap: Option<mpsc::Sender<Bytes>>,
     error_event: Box<dyn Fn(&str) -> Bytes + Send>,
     guard: Arc<FinishGuard>,
@@ -37,16 +99,38 @@ struct Relay {
 }
 
 impl Relay {
-    fn at_boundary(&self) -> bool {
-        let t = &self.tail;
-        (t[2] == b'\n' && t[3] == b'\n') || (t[2] == b'\r' && t[3] == b'\r') || t == b"\r\n\r\n"
+    /// What to pass on after `chunk` arrived: the events it completes.
+    fn take_complete(&mut self, chunk: &Bytes) -> Option<Bytes> {
+        let out = match self.boundaries.last_end(chunk) {
+            Some(end) => {
+                self.inside_event = false;
+                let out = if self.pending.is_empty() {
+                    chunk.slice(..end)
+                } else {
+                    self.pending.extend_from_slice(&chunk[..end]);
+                    self.pending.split().freeze()
+                };
+                self.pending.extend_from_slice(&chunk[end..]);
+                out
+            }
+            None => {
+                self.pending.extend_from_slice(chunk);
+                if self.pending.len() <= MAX_PENDING {
+                    return None;
+                }
+                self.inside_event = true;
+                self.pending.split().freeze()
+            }
+        };
+        (!out.is_empty()).then_some(out)
     }
 
-    fn remember_tail(&mut self, chunk: &[u8]) {
-        for &b in chunk.iter().rev().take(4).rev() {
-            self.tail.rotate_left(1);
-            self.tail[3] = b;
+    fn pass_on(&self, bytes: Bytes) -> Option<(Result<Bytes, Infallible>, ())> {
+        if let Some(tap) = &self.tap {
+            // Lossy: the console may miss events, the caller never does.
+            let _ = tap.try_send(bytes.clone());
         }
+        Some((Ok(bytes), ()))
     }
 }
 
@@ -86,7 +170,9 @@ pub fn relay_sse(
     let state = Relay {
         upstream,
         keepalive,
-        tail: *b"\n\n\n\n",
+        boundaries: EventBoundaries::default(),
+        pending: BytesMut::new(),
+        inside_event: false,
         tap,
         error_event,
         guard,
@@ -100,29 +186,40 @@ pub fn relay_sse(
             tokio::select! {
                 next = s.upstream.next() => match next {
                     Some(Ok(chunk)) => {
-                        s.remember_tail(&chunk);
-                        if let Some(tap) = &s.tap {
-                            // Lossy: the console may miss events, the caller never does.
-                            let _ = tap.try_send(chunk.clone());
+                        if let Some(out) = s.take_complete(&chunk) {
+                            let (item, ()) = s.pass_on(out)?;
+                            return Some((item, s));
                         }
-                        return Some((Ok(chunk), s));
                     }
                     Some(Err(e)) => {
                         let why = format!("the backend broke the stream: {}", e.without_url());
                         tracing::warn!(%why, "stream ended early");
                         s.guard.set_error(why);
                         s.done = true;
+                        // The unfinished event is dropped, never passed on cut.
+                        s.pending.clear();
                         let mut out = Vec::new();
-                        if !s.at_boundary() {
+                        if s.inside_event {
                             out.extend_from_slice(b"\n\n");
                         }
                         out.extend_from_slice(&(s.error_event)("the agent's backend ended the stream unexpectedly"));
-                        return Some((Ok(Bytes::from(out)), s));
+                        let (item, ()) = s.pass_on(Bytes::from(out))?;
+                        return Some((item, s));
                     }
-                    None => return None,
+                    None => {
+                        // A clean end: whatever is left goes as it is.
+                        s.done = true;
+                        if s.pending.is_empty() {
+                            return None;
+                        }
+                        let rest = s.pending.split().freeze();
+                        let (item, ()) = s.pass_on(rest)?;
+                        return Some((item, s));
+                    }
                 },
                 _ = tokio::time::sleep(s.keepalive) => {
-                    if s.at_boundary() {
+                    // Held-back bytes start a new event after the comment.
+                    if !s.inside_event {
                         return Some((Ok(Bytes::from_static(KEEPALIVE)), s));
                     }
                 }
@@ -154,4 +251,39 @@ pub fn relay_plain(
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventBoundaries;
+
+    fn ends(chunks: &[&[u8]]) -> Vec<Option<usize>> {
+        let mut b = EventBoundaries::default();
+        chunks.iter().map(|c| b.last_end(c)).collect()
+    }
+
+    #[test]
+    fn event_ends_with_every_line_ending() {
+        assert_eq!(ends(&[b"data: a\n\n"]), vec![Some(9)]);
+        assert_eq!(ends(&[b"data: a\r\r"]), vec![Some(9)]);
+        assert_eq!(ends(&[b"data: a\r\n\r\n"]), vec![Some(11)]);
+        assert_eq!(ends(&[b"data: a\n\ndata: b"]), vec![Some(9)]);
+        assert_eq!(ends(&[b"data: a\ndata: b\n"]), vec![None]);
+    }
+
+    #[test]
+    fn boundaries_split_across_chunks() {
+        assert_eq!(ends(&[b"data: a\n", b"\n"]), vec![None, Some(1)]);
+        assert_eq!(ends(&[b"data: a\r\n", b"\r\n"]), vec![None, Some(2)]);
+        // The LF of a CRLF whose CR ended the event is held back with the
+        // next event, where it is an empty line (which dispatches nothing).
+        assert_eq!(
+            ends(&[b"data: a\r", b"\n\r", b"\n"]),
+            vec![None, Some(2), None]
+        );
+        assert_eq!(
+            ends(&[b"data: a", b"\n", b"data: b\n", b"\n"]),
+            vec![None, None, None, Some(1)]
+        );
+    }
 }

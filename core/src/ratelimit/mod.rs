@@ -23,9 +23,10 @@ pub fn reset_in(now: u64) -> u64 {
     WINDOW_SECS - now % WINDOW_SECS
 }
 
-/// When a window's counter may be deleted: one full window after it ends.
+/// When a window's counter may be deleted: one full window after it ends
+/// (the end of time, `u64::MAX`, for the last windows a `u64` can hold).
 pub fn expiry_of(window: u64) -> u64 {
-    (window + 2) * WINDOW_SECS
+    window.saturating_add(2).saturating_mul(WINDOW_SECS)
 }
 
 /// What the caller is told about its budget.
@@ -98,5 +99,9 @@ mod tests {
         assert_eq!(reset_in(59), 1);
         assert_eq!(reset_in(61), 59);
         assert_eq!(expiry_of(1), 180);
+        assert_eq!(window_of(u64::MAX), 307_445_734_561_825_860);
+        assert_eq!(reset_in(u64::MAX), 45);
+        assert_eq!(expiry_of(window_of(u64::MAX)), u64::MAX);
+        assert_eq!(expiry_of(u64::MAX), u64::MAX);
     }
 }

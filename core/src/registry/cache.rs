@@ -2,8 +2,9 @@
 //! picks up edits made by other processes (the CLI, other instances).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -36,6 +37,10 @@ pub struct RegistryCache {
     reload_lock: tokio::sync::Mutex<()>,
     /// Counts loads; subscribers (discovery) wake on each.
     loads: tokio::sync::watch::Sender<u64>,
+    /// When the store last answered a load or a poll, in milliseconds since
+    /// `epoch`.
+    confirmed_ms: AtomicU64,
+    epoch: Instant,
 }
 
 impl RegistryCache {
@@ -51,9 +56,25 @@ impl RegistryCache {
             seen: Mutex::new(None),
             reload_lock: tokio::sync::Mutex::new(()),
             loads: tokio::sync::watch::channel(0).0,
+            confirmed_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
         });
         cache.reload().await?;
         Ok(cache)
+    }
+
+    /// How long ago the store last confirmed this view (a load or a poll
+    /// that succeeded). The request path refuses to serve a view the store
+    /// has not confirmed for too long: a revoked permission must not live on
+    /// while the store is unreachable.
+    pub fn unconfirmed_for(&self) -> Duration {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.confirmed_ms.load(Ordering::Relaxed)))
+    }
+
+    fn confirm(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.confirmed_ms.fetch_max(now, Ordering::Relaxed);
     }
 
     /// The current view. Cheap: one `Arc` clone.
@@ -83,6 +104,7 @@ impl RegistryCache {
         };
         *self.snapshot.write() = Arc::new(snapshot);
         *self.seen.lock() = Some(gens);
+        self.confirm();
         self.loads.send_modify(|n| *n += 1);
         Ok(())
     }
@@ -101,6 +123,7 @@ impl RegistryCache {
             self.permissions.generation().await?,
         );
         if *self.seen.lock() == Some(gens) {
+            self.confirm();
             return Ok(false);
         }
         let _guard = self.reload_lock.lock().await;
@@ -121,7 +144,7 @@ impl RegistryCache {
                     Ok(true) => tracing::debug!("registry reloaded after an edit"),
                     Ok(false) => {}
                     Err(e) => {
-                        tracing::warn!(error = %e, "registry refresh failed; serving the cached view")
+                        tracing::warn!(error = %e, "registry refresh failed; requests fail closed until the store answers")
                     }
                 }
             }

@@ -6,8 +6,17 @@
 //! cost one commit. Each job runs inside its own savepoint, so a job that fails
 //! leaves nothing behind and does not disturb its neighbours; results are
 //! handed back only after the commit succeeded.
+//!
+//! The per-minute counters live in a second file beside the first
+//! (`<name>-counters.db`), with a writer thread of their own and
+//! `synchronous=OFF`: they are the one store call on the request path, they
+//! only matter for the current minute, and an fsync (or a long registry
+//! write) must never stall it. A crash of the machine (not of the process)
+//! may forget the last counts; a crashed process loses nothing, since every
+//! commit is in the operating system's hands before a request is admitted.
 
 use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -44,15 +53,7 @@ CREATE TABLE IF NOT EXISTS permissions (
     scope TEXT PRIMARY KEY,
     agents TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS counters (
-    key TEXT PRIMARY KEY,
-    client_id TEXT NOT NULL,
-    agent_id TEXT NOT NULL,
-    window INTEGER NOT NULL,
-    count INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS counters_expiry ON counters(expires_at);
+DROP TABLE IF EXISTS counters;
 CREATE TABLE IF NOT EXISTS secrets (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -75,12 +76,44 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 ";
 
+const COUNTER_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS counters (
+    key TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    window INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS counters_expiry ON counters(expires_at);
+";
+
 /// One SQLite database holding every table. Cheap to clone: clones share the
 /// writer thread.
 #[derive(Clone)]
 pub struct SqliteStore {
-    jobs: mpsc::Sender<Job>,
+    main: Writer,
+    counters: mpsc::Sender<CounterJob>,
     path: PathBuf,
+}
+
+/// Work for the counters' thread.
+enum CounterJob {
+    /// Count one request (see [`CounterStore::try_increment`]).
+    Increment {
+        key: CounterKey,
+        limit: u64,
+        expires_at: u64,
+        reply: oneshot::Sender<StoreResult<CounterOutcome>>,
+    },
+    /// Anything else, run like a [`Writer`] job.
+    Other(Job),
+}
+
+/// One connection on a thread of its own, fed jobs over a channel.
+#[derive(Clone)]
+struct Writer {
+    jobs: mpsc::Sender<Job>,
 }
 
 fn now_ms() -> i64 {
@@ -115,28 +148,76 @@ impl SqliteStore {
                 })?;
             }
         }
-        let conn = Connection::open(path).map_err(map_err)?;
-        restrict_mode(path)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(map_err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-        )
-        .map_err(map_err)?;
-        conn.execute_batch(SCHEMA).map_err(map_err)?;
-        let (tx, rx) = mpsc::channel::<Job>();
+        let main = Writer::open(path, "sqlite-writer", "NORMAL", SCHEMA)?;
+        let conn = open_connection(&counters_path(path), "OFF", COUNTER_SCHEMA)?;
+        let (counters, rx) = mpsc::channel::<CounterJob>();
         std::thread::Builder::new()
-            .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .name("sqlite-counters".into())
+            .spawn(move || counter_loop(conn, rx))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite thread: {e}")))?;
         Ok(SqliteStore {
-            jobs: tx,
+            main,
+            counters,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Where the counters live, beside the main file.
+    pub fn counters_path(&self) -> PathBuf {
+        counters_path(&self.path)
     }
 
     /// Where the database lives.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Runs `f` on the main file's writer thread (see [`Writer::call`]).
+    async fn call<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.main.call(f).await
+    }
+
+    /// Runs `f` on the counters' thread, inside its own savepoint.
+    async fn counters_call<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (job, rx) = savepoint_job(f);
+        self.counters.send(CounterJob::Other(job)).map_err(|_| {
+            StoreError::Unavailable("the SQLite counters thread has stopped".into())
+        })?;
+        rx.await.map_err(|_| {
+            StoreError::Unavailable("the SQLite counters thread dropped a job".into())
+        })?
+    }
+}
+
+/// Where the counters of the database at `path` live:
+/// `<dir>/<stem>-counters.db` for `<dir>/<stem>.<ext>`.
+pub fn counters_path(path: &Path) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "switchboard".into());
+    path.with_file_name(format!("{stem}-counters.db"))
+}
+
+impl Writer {
+    /// Opens (creating if needed) the database at `path`, readable by its
+    /// owner only, and starts its thread.
+    fn open(path: &Path, thread: &str, synchronous: &str, schema: &str) -> StoreResult<Self> {
+        let conn = open_connection(path, synchronous, schema)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name(thread.into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite thread: {e}")))?;
+        Ok(Writer { jobs: tx })
     }
 
     /// Runs `f` on the writer thread inside its own savepoint and returns its
@@ -146,26 +227,50 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn: Result<&Connection, StoreError>| {
-            let result = match conn {
-                Err(e) => Err(e),
-                Ok(conn) => run_in_savepoint(conn, f),
-            };
-            Box::new(move |commit: StoreResult<()>| {
-                let out = match commit {
-                    Ok(()) => result,
-                    Err(e) => Err(e),
-                };
-                let _ = tx.send(out);
-            })
-        });
+        let (job, rx) = savepoint_job(f);
         self.jobs
             .send(job)
             .map_err(|_| StoreError::Unavailable("the SQLite thread has stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Unavailable("the SQLite thread dropped a job".into()))?
     }
+}
+
+/// Opens a connection: owner-only file, busy timeout, WAL, the schema.
+fn open_connection(path: &Path, synchronous: &str, schema: &str) -> StoreResult<Connection> {
+    let conn = Connection::open(path).map_err(map_err)?;
+    restrict_mode(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(map_err)?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; PRAGMA foreign_keys=ON;"
+    ))
+    .map_err(map_err)?;
+    conn.execute_batch(schema).map_err(map_err)?;
+    Ok(conn)
+}
+
+/// A job that runs `f` in its own savepoint, and where its result arrives
+/// once the transaction has committed.
+fn savepoint_job<T, F>(f: F) -> (Job, oneshot::Receiver<StoreResult<T>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    let job: Job = Box::new(move |conn: Result<&Connection, StoreError>| {
+        let result = match conn {
+            Err(e) => Err(e),
+            Ok(conn) => run_in_savepoint(conn, f),
+        };
+        Box::new(move |commit: StoreResult<()>| {
+            let out = match commit {
+                Ok(()) => result,
+                Err(e) => Err(e),
+            };
+            let _ = tx.send(out);
+        })
+    });
+    (job, rx)
 }
 
 fn run_in_savepoint<T>(
@@ -232,6 +337,174 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
             });
         }
     }
+}
+
+/// The counters' thread. Increments that arrive together are counted in one
+/// transaction: each key's count is read once, every increment of the batch
+/// is decided in arrival order, and each key is written once. The write
+/// lock (`BEGIN IMMEDIATE`) is held throughout, so other processes on the
+/// same file see exact counts too. Nothing is answered before the commit.
+fn counter_loop(conn: Connection, rx: mpsc::Receiver<CounterJob>) {
+    let mut pruned_window = 0u64;
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(err) = exec_cached(&conn, "BEGIN IMMEDIATE") {
+            tracing::warn!(error = %err, "SQLite counters could not begin a transaction");
+            for job in batch {
+                match job {
+                    CounterJob::Increment { reply, .. } => {
+                        let _ = reply.send(Err(StoreError::Unavailable(err.to_string())));
+                    }
+                    CounterJob::Other(job) => {
+                        job(Err(StoreError::Unavailable(err.to_string())))(Ok(()))
+                    }
+                }
+            }
+            continue;
+        }
+        let mut counts: HashMap<String, Counted> = HashMap::new();
+        let mut answers: Vec<(oneshot::Sender<StoreResult<CounterOutcome>>, CounterOutcome)> =
+            Vec::with_capacity(batch.len());
+        let mut completions: Vec<Completion> = Vec::new();
+        let mut failed: Option<StoreError> = None;
+        for job in batch {
+            match job {
+                CounterJob::Increment {
+                    key,
+                    limit,
+                    expires_at,
+                    reply,
+                } => {
+                    if failed.is_some() {
+                        answers.push((reply, CounterOutcome::Limited(limit)));
+                        continue;
+                    }
+                    if key.window > pruned_window {
+                        // Once per window, the expired windows go.
+                        pruned_window = key.window;
+                        let now = key.window.saturating_mul(crate::ratelimit::WINDOW_SECS);
+                        if let Err(e) = conn
+                            .prepare_cached("DELETE FROM counters WHERE expires_at <= ?1")
+                            .and_then(|mut stmt| stmt.execute(params![now as i64]))
+                        {
+                            failed = Some(map_err(e));
+                        }
+                    }
+                    let storage_key = key.storage_key();
+                    let counted = match counts.entry(storage_key) {
+                        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            match stored_count(&conn, v.key()) {
+                                Ok(n) => v.insert(Counted {
+                                    key,
+                                    count: n,
+                                    expires_at,
+                                    dirty: false,
+                                }),
+                                Err(e) => {
+                                    failed = Some(e);
+                                    answers.push((reply, CounterOutcome::Limited(limit)));
+                                    continue;
+                                }
+                            }
+                        }
+                    };
+                    let outcome = if counted.count < limit {
+                        counted.count += 1;
+                        counted.dirty = true;
+                        CounterOutcome::Allowed(counted.count)
+                    } else {
+                        CounterOutcome::Limited(limit)
+                    };
+                    answers.push((reply, outcome));
+                }
+                CounterJob::Other(job) => {
+                    // Readers see every increment decided before them.
+                    if failed.is_none() {
+                        if let Err(e) = write_counts(&conn, &mut counts) {
+                            failed = Some(e);
+                        }
+                    }
+                    completions.push(job(Ok(&conn)));
+                }
+            }
+        }
+        if failed.is_none() {
+            if let Err(e) = write_counts(&conn, &mut counts) {
+                failed = Some(e);
+            }
+        }
+        let outcome = match failed {
+            Some(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+            None => exec_cached(&conn, "COMMIT").inspect_err(|e| {
+                tracing::warn!(error = %e, "SQLite counters commit failed; rolling back");
+                let _ = conn.execute_batch("ROLLBACK");
+            }),
+        };
+        for (reply, answer) in answers {
+            let _ = reply.send(match &outcome {
+                Ok(()) => Ok(answer),
+                Err(e) => Err(StoreError::Unavailable(e.to_string())),
+            });
+        }
+        for done in completions {
+            done(match &outcome {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StoreError::Unavailable(e.to_string())),
+            });
+        }
+    }
+}
+
+/// One key's count within a batch.
+struct Counted {
+    key: CounterKey,
+    count: u64,
+    expires_at: u64,
+    dirty: bool,
+}
+
+fn stored_count(conn: &Connection, storage_key: &str) -> StoreResult<u64> {
+    conn.prepare_cached("SELECT count FROM counters WHERE key = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![storage_key], |r| r.get::<_, i64>(0))
+                .optional()
+        })
+        .map(|n| n.unwrap_or(0).max(0) as u64)
+        .map_err(map_err)
+}
+
+/// Writes the counts changed in this batch.
+fn write_counts(conn: &Connection, counts: &mut HashMap<String, Counted>) -> StoreResult<()> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO counters(key, client_id, agent_id, window, count, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(key) DO UPDATE SET count = excluded.count",
+        )
+        .map_err(map_err)?;
+    for (storage_key, c) in counts.iter_mut().filter(|(_, c)| c.dirty) {
+        stmt.execute(params![
+            storage_key,
+            c.key.client_id,
+            c.key.agent_id,
+            c.key.window as i64,
+            c.count as i64,
+            c.expires_at as i64
+        ])
+        .map_err(map_err)?;
+        c.dirty = false;
+    }
+    Ok(())
 }
 
 fn bump(conn: &Connection, key: &str) -> StoreResult<()> {
@@ -500,41 +773,24 @@ impl CounterStore for SqliteStore {
         if limit == 0 {
             return Ok(CounterOutcome::Limited(0));
         }
-        let key = key.clone();
-        self.call(move |conn| {
-            let storage_key = key.storage_key();
-            let counted: Option<i64> = conn
-                .prepare_cached(
-                    "INSERT INTO counters(key, client_id, agent_id, window, count, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, 1, ?5)
-                     ON CONFLICT(key) DO UPDATE SET count = count + 1 WHERE count < ?6
-                     RETURNING count",
-                )
-                .and_then(|mut stmt| {
-                    stmt.query_row(
-                        params![
-                            storage_key,
-                            key.client_id,
-                            key.agent_id,
-                            key.window as i64,
-                            expires_at as i64,
-                            limit as i64
-                        ],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                })
-                .map_err(map_err)?;
-            Ok(match counted {
-                Some(n) => CounterOutcome::Allowed(n as u64),
-                None => CounterOutcome::Limited(limit),
+        let (reply, rx) = oneshot::channel();
+        self.counters
+            .send(CounterJob::Increment {
+                key: key.clone(),
+                limit,
+                expires_at,
+                reply,
             })
-        })
-        .await
+            .map_err(|_| {
+                StoreError::Unavailable("the SQLite counters thread has stopped".into())
+            })?;
+        rx.await.map_err(|_| {
+            StoreError::Unavailable("the SQLite counters thread dropped a job".into())
+        })?
     }
 
     async fn list(&self, now: u64) -> StoreResult<Vec<CounterEntry>> {
-        self.call(move |conn| {
+        self.counters_call(move |conn| {
             // Expired windows are ignored here and pruned opportunistically.
             conn.execute(
                 "DELETE FROM counters WHERE expires_at <= ?1",
