@@ -206,6 +206,7 @@ impl Gateway {
             .timer(TokioTimer::new())
             .keep_alive_interval(Some(Duration::from_secs(20)));
         let builder = Arc::new(builder);
+        let header_timeout = self.config.client_header_timeout();
         let slots = Arc::new(tokio::sync::Semaphore::new(
             self.config.max_connections.max(1),
         ));
@@ -238,10 +239,23 @@ impl Gateway {
                     req.extensions_mut().insert(ConnectInfo(peer));
                     router.clone().oneshot(req)
                 });
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            let conn = graceful.watch(conn.into_owned());
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
             tokio::spawn(async move {
-                if let Err(e) = conn.await {
+                // Telling HTTP/1 from HTTP/2 waits for the first bytes, with
+                // no timeout of its own: a client that never sends one
+                // would hold its slot for ever.
+                let mut first = [0u8; 1];
+                match tokio::time::timeout(header_timeout, stream.peek(&mut first)).await {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => {
+                        tracing::debug!(%peer, "closed a connection that sent nothing");
+                        drop(permit);
+                        return;
+                    }
+                }
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                if let Err(e) = watcher.watch(conn.into_owned()).await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
                 drop(permit);

@@ -33,7 +33,7 @@ pub fn build(info: &CardInfo<'_>, url: &str) -> Value {
             { "url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0" },
             { "url": url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3" },
         ],
-        "provider": { "organization": "Switchboard samples", "url": url },
+        "provider": { "organization": "Switchboard samples", "url": "https://example.org/switchboard/samples" },
         "capabilities": { "streaming": true, "pushNotifications": false },
         "defaultInputModes": ["text/plain"],
         "defaultOutputModes": ["text/plain"],

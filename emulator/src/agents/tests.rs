@@ -618,7 +618,7 @@ async fn cards_are_served_on_both_paths() {
                 {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
                 {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
             ],
-            "provider": {"organization": "Switchboard samples", "url": url},
+            "provider": {"organization": "Switchboard samples", "url": "https://example.org/switchboard/samples"},
             "capabilities": {"streaming": true, "pushNotifications": false},
             "defaultInputModes": ["text/plain"],
             "defaultOutputModes": ["text/plain"],
