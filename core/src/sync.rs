@@ -369,9 +369,32 @@ pub fn secret_of(agent: &AgentRecord) -> Option<&str> {
     }
 }
 
+/// Refuses a source holding an agent the registry would not accept (written
+/// before a rule existed, or by hand): a sync never spreads one to another
+/// profile.
+fn check_source(agents: &[AgentRecord]) -> StoreResult<()> {
+    let problems: Vec<String> = agents
+        .iter()
+        .filter_map(|a| {
+            crate::registry::validate::validate_agent(a)
+                .err()
+                .map(|errors| format!("{}: {}", a.id, errors.join("; ")))
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::Corrupt(format!(
+        "the source holds agents the registry does not accept, so nothing is synced \
+         (fix or delete them first): {}",
+        problems.join(" | ")
+    )))
+}
+
 /// Reads both sides and works out what a sync would do. Writes nothing.
 pub async fn plan(source: &Stores, target: &Stores, options: SyncOptions) -> StoreResult<SyncPlan> {
     let source_agents = source.agents.list().await?;
+    check_source(&source_agents)?;
     let source_permissions = source.permissions.list().await?;
     let target_agents = target.agents.list().await?;
     let target_permissions = target.permissions.list().await?;
@@ -693,6 +716,22 @@ mod tests {
                 "  no difference in agents or permissions"
             ]
         );
+    }
+
+    #[test]
+    fn a_source_agent_the_registry_refuses_stops_the_sync() {
+        assert!(check_source(&[agent("fine", "http://127.0.0.1:9000")]).is_ok());
+        let err = check_source(&[
+            agent("fine", "http://127.0.0.1:9000"),
+            agent("meta", "http://169.254.169.254/latest"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("meta: ") && err.contains("169.254.169.254"),
+            "{err}"
+        );
+        assert!(!err.contains("fine:"), "{err}");
     }
 
     #[test]

@@ -308,15 +308,21 @@ fn restrict_mode(_path: &Path) -> StoreResult<()> {
     Ok(())
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
+/// Waits for a job, then takes whatever else is already waiting (up to
+/// [`MAX_BATCH`]). `None` once every sender is gone.
+fn next_batch<J>(rx: &mpsc::Receiver<J>) -> Option<Vec<J>> {
+    let mut batch = vec![rx.recv().ok()?];
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
         }
+    }
+    Some(batch)
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Some(batch) = next_batch(&rx) {
         if let Err(err) = exec_cached(&conn, "BEGIN IMMEDIATE") {
             tracing::warn!(error = %err, "SQLite store could not begin a transaction");
             for job in batch {
@@ -346,14 +352,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
 /// same file see exact counts too. Nothing is answered before the commit.
 fn counter_loop(conn: Connection, rx: mpsc::Receiver<CounterJob>) {
     let mut pruned_window = 0u64;
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = next_batch(&rx) {
         if let Err(err) = exec_cached(&conn, "BEGIN IMMEDIATE") {
             tracing::warn!(error = %err, "SQLite counters could not begin a transaction");
             for job in batch {

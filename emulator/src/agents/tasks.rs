@@ -10,15 +10,34 @@ use tokio::sync::{broadcast, watch};
 use super::model::{Message, StreamEvent, Task, TaskState, TaskStatus};
 
 /// Most tasks kept; the oldest are forgotten first.
-const CAPACITY: usize = 10_000;
+/// A sample agent is for trying things out: the last thousand tasks are
+/// plenty to look up, and memory stays flat under sustained traffic.
+const CAPACITY: usize = 1_000;
 /// Events a slow subscriber may fall behind before it loses some.
 const EVENT_BUFFER: usize = 64;
 
 struct Entry {
     task: Task,
-    events: broadcast::Sender<StreamEvent>,
+    /// Until the task ends. Dropped then: nothing is published after the
+    /// last event, and a stored task must not keep a channel's buffer alive
+    /// (the store keeps thousands of ended tasks).
+    events: Option<broadcast::Sender<StreamEvent>>,
     canceled: watch::Sender<bool>,
     seq: u64,
+}
+
+impl Entry {
+    /// Publishes an event already applied to the task; after the last one
+    /// the channel goes (subscribers still receive what it holds).
+    fn publish(&mut self, event: StreamEvent) {
+        if let Some(events) = &self.events {
+            // No subscribers is fine: nobody is streaming this task.
+            let _ = events.send(event);
+        }
+        if self.task.status.state.is_terminal() {
+            self.events = None;
+        }
+    }
 }
 
 /// Why a task could not be changed.
@@ -71,7 +90,7 @@ impl TaskStore {
             task.id.clone(),
             Entry {
                 task,
-                events,
+                events: Some(events),
                 canceled,
                 seq,
             },
@@ -96,10 +115,12 @@ impl TaskStore {
     pub fn subscribe(&self, id: &str) -> Result<Subscription, TaskError> {
         let inner = self.inner.lock();
         let entry = inner.tasks.get(id).ok_or(TaskError::NotFound)?;
-        if entry.task.status.state.is_terminal() {
-            return Err(TaskError::Ended(entry.task.status.state));
+        match &entry.events {
+            Some(events) if !entry.task.status.state.is_terminal() => {
+                Ok((entry.task.clone(), events.subscribe()))
+            }
+            _ => Err(TaskError::Ended(entry.task.status.state)),
         }
-        Ok((entry.task.clone(), entry.events.subscribe()))
     }
 
     /// Applies and publishes an event unless the task has ended; returns
@@ -109,8 +130,7 @@ impl TaskStore {
         match inner.tasks.get_mut(id) {
             Some(entry) if !entry.task.status.state.is_terminal() => {
                 entry.task.apply(&event);
-                // No subscribers is fine: nobody is streaming this task.
-                let _ = entry.events.send(event);
+                entry.publish(event);
                 true
             }
             _ => false,
@@ -128,17 +148,14 @@ impl TaskStore {
         let mut message = message;
         let mut inner = self.inner.lock();
         let entry = inner.tasks.get_mut(id).ok_or(TaskError::NotFound)?;
-        if entry.task.status.state.is_terminal() {
-            return Err(TaskError::Ended(entry.task.status.state));
-        }
+        let events = match &entry.events {
+            Some(events) if !entry.task.status.state.is_terminal() => events.subscribe(),
+            _ => return Err(TaskError::Ended(entry.task.status.state)),
+        };
         message.task_id = Some(entry.task.id.clone());
         message.context_id = Some(entry.task.context_id.clone());
         entry.task.history.push(message);
-        Ok((
-            entry.task.clone(),
-            entry.canceled.subscribe(),
-            entry.events.subscribe(),
-        ))
+        Ok((entry.task.clone(), entry.canceled.subscribe(), events))
     }
 
     /// Moves a task that has not ended to `canceled`, tells its subscribers
@@ -151,7 +168,7 @@ impl TaskStore {
         }
         let event = StreamEvent::status(&entry.task, TaskStatus::now(TaskState::Canceled, None));
         entry.task.apply(&event);
-        let _ = entry.events.send(event);
+        entry.publish(event);
         entry.canceled.send_replace(true);
         Ok(entry.task.clone())
     }
