@@ -90,3 +90,83 @@ async fn a_damaged_embedding_is_reported_not_misread() {
         StoreError::Corrupt(_)
     ));
 }
+
+fn counter_key(window: u64) -> switchboard_core::registry::CounterKey {
+    switchboard_core::registry::CounterKey {
+        client_id: "c".into(),
+        agent_id: "a".into(),
+        window,
+    }
+}
+
+/// Two stores on one file stand for two gateway processes. Increments one
+/// at a time are counted on the caller's thread; overlapping ones go through
+/// each store's counters thread. Either way the two count exactly together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stores_on_one_file_count_exactly_quiet_or_busy() {
+    use switchboard_core::registry::{CounterOutcome, CounterStore};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let stores: Vec<std::sync::Arc<SqliteStore>> = (0..2)
+        .map(|_| std::sync::Arc::new(SqliteStore::open(&path).unwrap()))
+        .collect();
+
+    // Quiet: one at a time, alternating stores, every count in order.
+    for n in 1..=10u64 {
+        let got = stores[n as usize % 2]
+            .try_increment(&counter_key(1), 10, u64::MAX)
+            .await
+            .unwrap();
+        assert_eq!(got, CounterOutcome::Allowed(n));
+    }
+    let over = stores[0].try_increment(&counter_key(1), 10, u64::MAX).await;
+    assert_eq!(over.unwrap(), CounterOutcome::Limited(10));
+
+    // Busy: 600 at once across both stores against a limit of 250.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..600 {
+        let store = stores[i % 2].clone();
+        tasks.spawn(async move { store.try_increment(&counter_key(2), 250, u64::MAX).await });
+    }
+    let mut allowed = Vec::new();
+    let mut limited = 0;
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap().unwrap() {
+            CounterOutcome::Allowed(n) => allowed.push(n),
+            CounterOutcome::Limited(_) => limited += 1,
+        }
+    }
+    allowed.sort_unstable();
+    assert_eq!(allowed, (1..=250).collect::<Vec<u64>>());
+    assert_eq!(limited, 350);
+}
+
+/// An increment that finds the counters file locked by another process
+/// waits for it (up to the busy timeout) instead of failing at once, and is
+/// counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_increment_waits_out_a_short_lock_and_counts_once() {
+    use switchboard_core::registry::{CounterOutcome, CounterStore};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let first = store.try_increment(&counter_key(3), 5, u64::MAX).await;
+    assert_eq!(first.unwrap(), CounterOutcome::Allowed(1));
+
+    let locker = rusqlite_lock(&store.counters_path());
+    let released = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(locker);
+    });
+    let started = std::time::Instant::now();
+    let second = store.try_increment(&counter_key(3), 5, u64::MAX).await;
+    assert_eq!(second.unwrap(), CounterOutcome::Allowed(2));
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(250),
+        "counted while the file was locked: {:?}",
+        started.elapsed()
+    );
+    released.join().unwrap();
+    let third = store.try_increment(&counter_key(3), 5, u64::MAX).await;
+    assert_eq!(third.unwrap(), CounterOutcome::Allowed(3));
+}

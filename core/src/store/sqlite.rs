@@ -18,7 +18,8 @@
 use std::collections::BTreeSet;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -94,20 +95,24 @@ CREATE INDEX IF NOT EXISTS counters_expiry ON counters(expires_at);
 pub struct SqliteStore {
     main: Writer,
     counters: mpsc::Sender<CounterJob>,
+    inline: Arc<InlineCounter>,
     path: PathBuf,
 }
 
 /// Work for the counters' thread.
 enum CounterJob {
     /// Count one request (see [`CounterStore::try_increment`]).
-    Increment {
-        key: CounterKey,
-        limit: u64,
-        expires_at: u64,
-        reply: oneshot::Sender<StoreResult<CounterOutcome>>,
-    },
+    Increment(Increment),
     /// Anything else, run like a [`Writer`] job.
     Other(Job),
+}
+
+/// One request to count, and where its answer goes.
+struct Increment {
+    key: CounterKey,
+    limit: u64,
+    expires_at: u64,
+    reply: oneshot::Sender<StoreResult<CounterOutcome>>,
 }
 
 /// One connection on a thread of its own, fed jobs over a channel.
@@ -121,6 +126,13 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// A `u64` as SQLite's `INTEGER` (an `i64`): values past `i64::MAX` (the
+/// end of time, for expiries) are stored as `i64::MAX`, not wrapped to a
+/// negative number that would sort before every real time.
+fn sql_int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn map_err(e: rusqlite::Error) -> StoreError {
@@ -150,14 +162,27 @@ impl SqliteStore {
         }
         let main = Writer::open(path, "sqlite-writer", "NORMAL", SCHEMA)?;
         let conn = open_connection(&counters_path(path), "OFF", COUNTER_SCHEMA)?;
+        let inline = open_connection(&counters_path(path), "OFF", "")?;
+        inline.busy_timeout(Duration::ZERO).map_err(map_err)?;
         let (counters, rx) = mpsc::channel::<CounterJob>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let answered = queued.clone();
         std::thread::Builder::new()
             .name("sqlite-counters".into())
-            .spawn(move || counter_loop(conn, rx))
+            .spawn(move || counter_loop(conn, rx, &answered))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite thread: {e}")))?;
+        let inline = Arc::new(InlineCounter {
+            conn: parking_lot::Mutex::new(InlineConn {
+                conn: inline,
+                pruned_window: 0,
+            }),
+            fallback: counters.clone(),
+            queued: queued.clone(),
+        });
         Ok(SqliteStore {
             main,
             counters,
+            inline,
             path: path.to_path_buf(),
         })
     }
@@ -350,15 +375,21 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
 /// is decided in arrival order, and each key is written once. The write
 /// lock (`BEGIN IMMEDIATE`) is held throughout, so other processes on the
 /// same file see exact counts too. Nothing is answered before the commit.
-fn counter_loop(conn: Connection, rx: mpsc::Receiver<CounterJob>) {
+///
+/// At quiet times increments do not come here: [`InlineCounter`] counts
+/// them on the caller's thread.
+fn counter_loop(conn: Connection, rx: mpsc::Receiver<CounterJob>, queued: &AtomicUsize) {
     let mut pruned_window = 0u64;
     while let Some(batch) = next_batch(&rx) {
         if let Err(err) = exec_cached(&conn, "BEGIN IMMEDIATE") {
             tracing::warn!(error = %err, "SQLite counters could not begin a transaction");
             for job in batch {
                 match job {
-                    CounterJob::Increment { reply, .. } => {
-                        let _ = reply.send(Err(StoreError::Unavailable(err.to_string())));
+                    CounterJob::Increment(inc) => {
+                        let _ = inc
+                            .reply
+                            .send(Err(StoreError::Unavailable(err.to_string())));
+                        queued.fetch_sub(1, Ordering::AcqRel);
                     }
                     CounterJob::Other(job) => {
                         job(Err(StoreError::Unavailable(err.to_string())))(Ok(()))
@@ -374,54 +405,17 @@ fn counter_loop(conn: Connection, rx: mpsc::Receiver<CounterJob>) {
         let mut failed: Option<StoreError> = None;
         for job in batch {
             match job {
-                CounterJob::Increment {
-                    key,
-                    limit,
-                    expires_at,
-                    reply,
-                } => {
+                CounterJob::Increment(inc) => {
                     if failed.is_some() {
-                        answers.push((reply, CounterOutcome::Limited(limit)));
+                        answers.push((inc.reply, CounterOutcome::Limited(inc.limit)));
                         continue;
                     }
-                    if key.window > pruned_window {
-                        // Once per window, the expired windows go.
-                        pruned_window = key.window;
-                        let now = key.window.saturating_mul(crate::ratelimit::WINDOW_SECS);
-                        if let Err(e) = conn
-                            .prepare_cached("DELETE FROM counters WHERE expires_at <= ?1")
-                            .and_then(|mut stmt| stmt.execute(params![now as i64]))
-                        {
-                            failed = Some(map_err(e));
-                        }
-                    }
-                    let storage_key = key.storage_key();
-                    let counted = match counts.entry(storage_key) {
-                        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                        std::collections::hash_map::Entry::Vacant(v) => {
-                            match stored_count(&conn, v.key()) {
-                                Ok(n) => v.insert(Counted {
-                                    key,
-                                    count: n,
-                                    expires_at,
-                                    dirty: false,
-                                }),
-                                Err(e) => {
-                                    failed = Some(e);
-                                    answers.push((reply, CounterOutcome::Limited(limit)));
-                                    continue;
-                                }
-                            }
-                        }
-                    };
-                    let outcome = if counted.count < limit {
-                        counted.count += 1;
-                        counted.dirty = true;
-                        CounterOutcome::Allowed(counted.count)
-                    } else {
-                        CounterOutcome::Limited(limit)
-                    };
-                    answers.push((reply, outcome));
+                    let outcome = decide(&conn, &mut counts, &mut pruned_window, &inc)
+                        .unwrap_or_else(|e| {
+                            failed = Some(e);
+                            CounterOutcome::Limited(inc.limit)
+                        });
+                    answers.push((inc.reply, outcome));
                 }
                 CounterJob::Other(job) => {
                     // Readers see every increment decided before them.
@@ -439,27 +433,147 @@ fn counter_loop(conn: Connection, rx: mpsc::Receiver<CounterJob>) {
                 failed = Some(e);
             }
         }
-        let outcome = match failed {
-            Some(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
-            None => exec_cached(&conn, "COMMIT").inspect_err(|e| {
-                tracing::warn!(error = %e, "SQLite counters commit failed; rolling back");
-                let _ = conn.execute_batch("ROLLBACK");
-            }),
-        };
+        let outcome = finish(&conn, failed);
+        if let Err(e) = &outcome {
+            tracing::warn!(error = %e, "SQLite counters transaction failed; rolled back");
+        }
+        let increments = answers.len();
         for (reply, answer) in answers {
             let _ = reply.send(match &outcome {
                 Ok(()) => Ok(answer),
                 Err(e) => Err(StoreError::Unavailable(e.to_string())),
             });
         }
+        queued.fetch_sub(increments, Ordering::AcqRel);
         for done in completions {
             done(match &outcome {
                 Ok(()) => Ok(()),
                 Err(e) => Err(StoreError::Unavailable(e.to_string())),
             });
+        }
+    }
+}
+
+/// Commits, or rolls back when something failed (or the commit does).
+fn finish(conn: &Connection, failed: Option<StoreError>) -> StoreResult<()> {
+    match failed {
+        Some(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+        None => exec_cached(conn, "COMMIT").inspect_err(|_| {
+            let _ = conn.execute_batch("ROLLBACK");
+        }),
+    }
+}
+
+/// Decides one increment within a batch's transaction: the key's count is
+/// read on its first increment of the batch and kept in `counts` after.
+/// Expired windows are pruned once per window.
+fn decide(
+    conn: &Connection,
+    counts: &mut HashMap<String, Counted>,
+    pruned_window: &mut u64,
+    inc: &Increment,
+) -> StoreResult<CounterOutcome> {
+    if inc.key.window > *pruned_window {
+        *pruned_window = inc.key.window;
+        let now = inc.key.window.saturating_mul(crate::ratelimit::WINDOW_SECS);
+        conn.prepare_cached("DELETE FROM counters WHERE expires_at <= ?1")
+            .and_then(|mut stmt| stmt.execute(params![sql_int(now)]))
+            .map_err(map_err)?;
+    }
+    let counted = match counts.entry(inc.key.storage_key()) {
+        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+        std::collections::hash_map::Entry::Vacant(v) => {
+            let count = stored_count(conn, v.key())?;
+            v.insert(Counted {
+                key: inc.key.clone(),
+                count,
+                expires_at: inc.expires_at,
+                dirty: false,
+            })
+        }
+    };
+    Ok(if counted.count < inc.limit {
+        counted.count += 1;
+        counted.dirty = true;
+        CounterOutcome::Allowed(counted.count)
+    } else {
+        CounterOutcome::Limited(inc.limit)
+    })
+}
+
+/// Counts an increment on the calling thread when nothing else is being
+/// counted, so that a request at a quiet time does not wait for the
+/// counters' thread to wake up (and then for its own thread to be woken
+/// again): the two wake-ups cost more than the transaction.
+///
+/// Once requests overlap, they go to the counters' thread, where those that
+/// arrive together share one transaction; per request that is far cheaper
+/// than one transaction each. The connection here never waits for a lock
+/// (its busy timeout is zero), so no caller is blocked behind another
+/// process or the thread: an increment that finds the file locked goes to
+/// the thread, which waits as long as [`BUSY_TIMEOUT`] allows.
+struct InlineCounter {
+    conn: parking_lot::Mutex<InlineConn>,
+    fallback: mpsc::Sender<CounterJob>,
+    /// Increments sent to the thread and not yet answered.
+    queued: Arc<AtomicUsize>,
+}
+
+struct InlineConn {
+    conn: Connection,
+    pruned_window: u64,
+}
+
+impl InlineCounter {
+    fn submit(&self, inc: Increment) {
+        if self.queued.load(Ordering::Acquire) == 0 {
+            if let Some(mut counter) = self.conn.try_lock() {
+                self.count(&mut counter, inc);
+                return;
+            }
+        }
+        self.hand_over(inc);
+    }
+
+    /// Sends an increment to the counters' thread.
+    fn hand_over(&self, inc: Increment) {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        if let Err(mpsc::SendError(CounterJob::Increment(inc))) =
+            self.fallback.send(CounterJob::Increment(inc))
+        {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            let _ = inc.reply.send(Err(StoreError::Unavailable(
+                "the SQLite counters thread has stopped".into(),
+            )));
+        }
+    }
+
+    /// Counts `inc` in a transaction of its own and answers it, or hands it
+    /// to the counters' thread when that cannot be done here.
+    fn count(&self, counter: &mut InlineConn, inc: Increment) {
+        let conn = &counter.conn;
+        let outcome = exec_cached(conn, "BEGIN IMMEDIATE").and_then(|()| {
+            let mut counts: HashMap<String, Counted> = HashMap::new();
+            let decided = decide(conn, &mut counts, &mut counter.pruned_window, &inc);
+            let failed = match &decided {
+                Ok(_) => write_counts(conn, &mut counts).err(),
+                Err(e) => Some(StoreError::Unavailable(e.to_string())),
+            };
+            finish(conn, failed).and(decided)
+        });
+        match outcome {
+            Ok(outcome) => {
+                let _ = inc.reply.send(Ok(outcome));
+            }
+            Err(e) => {
+                // Locked by someone else (or failing here): nothing was
+                // counted, so the thread may count it.
+                tracing::debug!(error = %e, "counting on the counters' thread instead");
+                self.hand_over(inc);
+            }
         }
     }
 }
@@ -496,9 +610,9 @@ fn write_counts(conn: &Connection, counts: &mut HashMap<String, Counted>) -> Sto
             storage_key,
             c.key.client_id,
             c.key.agent_id,
-            c.key.window as i64,
-            c.count as i64,
-            c.expires_at as i64
+            sql_int(c.key.window),
+            sql_int(c.count),
+            sql_int(c.expires_at)
         ])
         .map_err(map_err)?;
         c.dirty = false;
@@ -773,16 +887,12 @@ impl CounterStore for SqliteStore {
             return Ok(CounterOutcome::Limited(0));
         }
         let (reply, rx) = oneshot::channel();
-        self.counters
-            .send(CounterJob::Increment {
-                key: key.clone(),
-                limit,
-                expires_at,
-                reply,
-            })
-            .map_err(|_| {
-                StoreError::Unavailable("the SQLite counters thread has stopped".into())
-            })?;
+        self.inline.submit(Increment {
+            key: key.clone(),
+            limit,
+            expires_at,
+            reply,
+        });
         rx.await.map_err(|_| {
             StoreError::Unavailable("the SQLite counters thread dropped a job".into())
         })?
@@ -793,7 +903,7 @@ impl CounterStore for SqliteStore {
             // Expired windows are ignored here and pruned opportunistically.
             conn.execute(
                 "DELETE FROM counters WHERE expires_at <= ?1",
-                params![now as i64],
+                params![sql_int(now)],
             )
             .map_err(map_err)?;
             let mut stmt = conn
@@ -803,7 +913,7 @@ impl CounterStore for SqliteStore {
                 )
                 .map_err(map_err)?;
             let rows = stmt
-                .query_map(params![now as i64], |r| {
+                .query_map(params![sql_int(now)], |r| {
                     Ok(CounterEntry {
                         key: CounterKey {
                             client_id: r.get(0)?,
