@@ -45,6 +45,9 @@ pub struct GatewayConfig {
     /// Most client connections open at once; further clients wait in the
     /// listen backlog until one closes.
     pub max_connections: usize,
+    /// Threads serving client connections, each with its own backend
+    /// connection pool; 0 means one per CPU.
+    pub workers: usize,
     /// Directory of the discovery model (`model.onnx` and tokenizer files).
     /// `None`: `$SWITCHBOARD_MODEL_DIR`, else
     /// `${SWITCHBOARD_CACHE:-~/.cache/switchboard}/model`.
@@ -72,6 +75,7 @@ impl Default for GatewayConfig {
             sse_keepalive_ms: 15_000,
             client_header_timeout_ms: 20_000,
             max_connections: 4096,
+            workers: 0,
             model_dir: None,
             ort_dylib_path: None,
         }
@@ -91,6 +95,15 @@ impl GatewayConfig {
     pub fn card_ttl(&self) -> Duration {
         Duration::from_millis(self.card_ttl_ms)
     }
+    /// How many worker threads serve connections ([`Self::workers`], or one
+    /// per CPU).
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
     /// [`Self::client_header_timeout_ms`] as a `Duration`.
     pub fn client_header_timeout(&self) -> Duration {
         Duration::from_millis(self.client_header_timeout_ms)

@@ -186,26 +186,19 @@ impl Gateway {
     /// [`GatewayConfig::client_header_timeout`] to send each request's
     /// headers (idle keep-alive connections close after it too), and at most
     /// [`GatewayConfig::max_connections`] connections are served at once.
+    ///
+    /// Connections are accepted here and served by
+    /// [`GatewayConfig::workers`] threads, each running a single-threaded
+    /// runtime with a pool of backend connections of its own: a request is
+    /// handled from its first byte to its last on one thread, without waking
+    /// another one on the way. New connections go to the worker serving the
+    /// fewest.
     pub async fn serve(
         self: &Arc<Self>,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-        use hyper_util::server::conn::auto;
-        use tower::ServiceExt as _;
-
-        let router = self.router();
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.config.client_header_timeout());
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .keep_alive_interval(Some(Duration::from_secs(20)));
-        let builder = Arc::new(builder);
+        let workers = Workers::start(self, self.config.worker_count())?;
         let header_timeout = self.config.client_header_timeout();
         let slots = Arc::new(tokio::sync::Semaphore::new(
             self.config.max_connections.max(1),
@@ -233,32 +226,19 @@ impl Gateway {
                 },
             };
             let _ = stream.set_nodelay(true);
-            let router = router.clone();
-            let service =
-                hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnectInfo(peer));
-                    router.clone().oneshot(req)
-                });
-            let builder = builder.clone();
-            let watcher = graceful.watcher();
-            tokio::spawn(async move {
-                // Telling HTTP/1 from HTTP/2 waits for the first bytes, with
-                // no timeout of its own: a client that never sends one
-                // would hold its slot for ever.
-                let mut first = [0u8; 1];
-                match tokio::time::timeout(header_timeout, stream.peek(&mut first)).await {
-                    Ok(Ok(n)) if n > 0 => {}
-                    _ => {
-                        tracing::debug!(%peer, "closed a connection that sent nothing");
-                        drop(permit);
-                        return;
-                    }
+            let stream = match stream.into_std() {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "could not hand a connection to a worker");
+                    continue;
                 }
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                if let Err(e) = watcher.watch(conn.into_owned()).await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-                drop(permit);
+            };
+            workers.dispatch(Accepted {
+                stream,
+                peer,
+                permit,
+                watcher: graceful.watcher(),
+                header_timeout,
             });
         }
         drop(listener);
@@ -268,6 +248,8 @@ impl Gateway {
         {
             tracing::info!("connections still open after the shutdown grace period; closing them");
         }
+        // Closes whatever is still open.
+        drop(workers);
         Ok(())
     }
 
@@ -282,7 +264,10 @@ impl Gateway {
             "{}/.well-known/agent-card.json",
             agent.url.trim_end_matches('/')
         );
-        let mut req = self.http.get(&url).timeout(self.config.header_timeout());
+        let mut req = self
+            .backend_http()
+            .get(&url)
+            .timeout(self.config.header_timeout());
         if let Some((name, value)) = self.backend_auth.header(&agent.id, &agent.auth).await? {
             req = req.header(name, value);
         }
@@ -349,6 +334,157 @@ pub(crate) async fn card(gw: &Arc<Gateway>, id: &str) -> Response {
         axum::Json(rewritten),
     )
         .into_response()
+}
+
+thread_local! {
+    /// The backend client of the worker running on this thread.
+    static WORKER_CLIENT: std::cell::RefCell<Option<reqwest::Client>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+impl Gateway {
+    /// The client for backend requests: the pool of the worker thread this
+    /// runs on, so a request and its backend connection share a thread.
+    pub fn backend_http(&self) -> reqwest::Client {
+        WORKER_CLIENT
+            .with(|c| c.borrow().clone())
+            .unwrap_or_else(|| self.http.clone())
+    }
+}
+
+/// A connection accepted and on its way to a worker.
+struct Accepted {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    watcher: hyper_util::server::graceful::Watcher,
+    header_timeout: Duration,
+}
+
+/// The threads that serve connections. Dropping this closes every connection
+/// still open and lets the threads end.
+struct Workers {
+    queues: Vec<(
+        tokio::sync::mpsc::UnboundedSender<Accepted>,
+        Arc<std::sync::atomic::AtomicUsize>,
+    )>,
+}
+
+impl Workers {
+    fn start(gw: &Arc<Gateway>, count: usize) -> std::io::Result<Workers> {
+        let mut queues = Vec::with_capacity(count);
+        for i in 0..count {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Accepted>();
+            let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let client = backend_client(&gw.config).map_err(std::io::Error::other)?;
+            let gw = gw.clone();
+            let counter = open.clone();
+            std::thread::Builder::new()
+                .name(format!("gateway-{i}"))
+                .spawn(move || {
+                    WORKER_CLIENT.with(|c| *c.borrow_mut() = Some(client));
+                    runtime.block_on(worker_loop(gw, rx, counter));
+                    // The runtime drops here, and with it every connection
+                    // still open.
+                })?;
+            queues.push((tx, open));
+        }
+        Ok(Workers { queues })
+    }
+
+    /// Hands a connection to the worker serving the fewest.
+    fn dispatch(&self, conn: Accepted) {
+        use std::sync::atomic::Ordering;
+        let Some((tx, open)) = self
+            .queues
+            .iter()
+            .min_by_key(|(_, open)| open.load(Ordering::Relaxed))
+        else {
+            return;
+        };
+        open.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = tx.send(conn) {
+            open.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!(peer = %e.0.peer, "a gateway worker has stopped; connection dropped");
+        }
+    }
+}
+
+async fn worker_loop(
+    gw: Arc<Gateway>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Accepted>,
+    open: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioTimer};
+    use hyper_util::server::conn::auto;
+
+    let router = gw.router();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(gw.config.client_header_timeout());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(20)));
+    let builder = Arc::new(builder);
+    drop(gw);
+    while let Some(conn) = rx.recv().await {
+        let router = router.clone();
+        let builder = builder.clone();
+        let open = open.clone();
+        tokio::spawn(async move {
+            serve_connection(conn, router, builder).await;
+            open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+}
+
+async fn serve_connection(
+    conn: Accepted,
+    router: Router,
+    builder: Arc<hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>>,
+) {
+    use hyper_util::rt::TokioIo;
+    use tower::ServiceExt as _;
+
+    let Accepted {
+        stream,
+        peer,
+        permit,
+        watcher,
+        header_timeout,
+    } = conn;
+    let stream = match tokio::net::TcpStream::from_std(stream) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "could not take over a connection");
+            return;
+        }
+    };
+    // Telling HTTP/1 from HTTP/2 waits for the first bytes, with no timeout
+    // of its own: a client that never sends one would hold its slot for ever.
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(header_timeout, stream.peek(&mut first)).await {
+        Ok(Ok(n)) if n > 0 => {}
+        _ => {
+            tracing::debug!(%peer, "closed a connection that sent nothing");
+            return;
+        }
+    }
+    let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        router.clone().oneshot(req)
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    if let Err(e) = watcher.watch(conn.into_owned()).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+    drop(permit);
 }
 
 async fn agents(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response {

@@ -505,6 +505,108 @@ async fn a_byte_by_byte_json_answer_is_streamed_not_buffered() {
 }
 
 // ---------------------------------------------------------------------------
+// shutting down
+
+fn gateway_addr(s: &Stack) -> std::net::SocketAddr {
+    let url = &s.stack.info.gateway_url;
+    url.strip_prefix("http://")
+        .and_then(|rest| rest.trim_end_matches('/').parse().ok())
+        .unwrap_or_else(|| panic!("not http://ip:port: {url}"))
+}
+
+/// A trickling SSE agent behind the gateway, and a caller that has read the
+/// first event of its stream.
+async fn open_stream(
+    s: &Stack,
+) -> (
+    Misbehaving,
+    impl futures::Stream<
+        Item = Result<
+            eventsource_stream::Event,
+            eventsource_stream::EventStreamError<reqwest::Error>,
+        >,
+    >,
+) {
+    let backend = Misbehaving::start(Behaviour::Trickle {
+        content_type: "text/event-stream".into(),
+        first: b"data: {\"n\":1}\n\n".to_vec(),
+        rest: b"data: {\"n\":2}\n\n".to_vec(),
+    })
+    .await;
+    let token = add_agent(s, "trickle", &backend.url()).await;
+    let resp = s
+        .send("trickle", Some(&token), &streaming_message("s1"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let mut events = Box::pin(resp.bytes_stream().eventsource());
+    let first = tokio::time::timeout(Duration::from_secs(30), events.next())
+        .await
+        .expect("the first event")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.data, "{\"n\":1}");
+    (backend, events)
+}
+
+/// Once shutdown begins, the gateway takes no new connection, and a stream
+/// already open runs to its end.
+#[tokio::test]
+async fn shutdown_lets_an_open_stream_finish_and_takes_no_new_connection() {
+    let s = start().await;
+    let addr = gateway_addr(&s);
+    let (backend, mut events) = open_stream(&s).await;
+    let Stack { stack, dir, .. } = s;
+    let stopping = tokio::spawn(stack.shutdown());
+    until(
+        "the gateway stops accepting connections",
+        Duration::from_secs(10),
+        || async move { tokio::net::TcpStream::connect(addr).await.is_err() },
+    )
+    .await;
+    backend.release();
+    let second = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("the rest of the stream after shutdown began")
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.data, "{\"n\":2}");
+    assert!(events.next().await.is_none());
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("the stack stops once the stream is done")
+        .unwrap();
+    drop(dir);
+}
+
+/// A stream still open when the grace period ends is closed: shutdown does
+/// not wait for ever, and nothing is left running behind it.
+#[tokio::test]
+async fn shutdown_closes_a_stream_still_open_after_the_grace_period() {
+    let s = start().await;
+    let (_backend, mut events) = open_stream(&s).await;
+    let Stack { stack, dir, .. } = s;
+    let began = Instant::now();
+    let stopping = tokio::spawn(stack.shutdown());
+    let end = tokio::time::timeout(
+        switchboard_core::server::SHUTDOWN_GRACE + Duration::from_secs(10),
+        events.next(),
+    )
+    .await
+    .expect("the stream is still open well after the grace period");
+    let took = began.elapsed();
+    assert!(
+        end.as_ref().is_none_or(|e| e.is_err()),
+        "an event arrived instead of the end: {end:?}"
+    );
+    assert!(
+        took >= switchboard_core::server::SHUTDOWN_GRACE - Duration::from_millis(500),
+        "closed after {took:?}, before the grace period ended"
+    );
+    stopping.await.unwrap();
+    drop(dir);
+}
+
+// ---------------------------------------------------------------------------
 // the issuer's JWKS endpoint
 
 const JWKS_UP: u8 = 0;

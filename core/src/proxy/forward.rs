@@ -456,7 +456,7 @@ pub async fn handle(gw: Arc<Gateway>, peer: Option<SocketAddr>, req: Request<Bod
         || declared.is_some_and(|n| n > 0)
         || parts.headers.contains_key(header::TRANSFER_ENCODING);
     let mut builder = gw
-        .http
+        .backend_http()
         .request(parts.method.clone(), url)
         .headers(up_headers);
     if has_body {

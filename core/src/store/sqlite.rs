@@ -162,22 +162,22 @@ impl SqliteStore {
         }
         let main = Writer::open(path, "sqlite-writer", "NORMAL", SCHEMA)?;
         let conn = open_connection(&counters_path(path), "OFF", COUNTER_SCHEMA)?;
-        let inline = open_connection(&counters_path(path), "OFF", "")?;
-        inline.busy_timeout(Duration::ZERO).map_err(map_err)?;
+        conn.busy_timeout(Duration::ZERO).map_err(map_err)?;
+        let conn = Arc::new(parking_lot::Mutex::new(CounterConn {
+            conn,
+            pruned_window: 0,
+        }));
         let (counters, rx) = mpsc::channel::<CounterJob>();
         let queued = Arc::new(AtomicUsize::new(0));
-        let answered = queued.clone();
+        let (thread_conn, answered) = (conn.clone(), queued.clone());
         std::thread::Builder::new()
             .name("sqlite-counters".into())
-            .spawn(move || counter_loop(conn, rx, &answered))
+            .spawn(move || counter_loop(&thread_conn, rx, &answered))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite thread: {e}")))?;
         let inline = Arc::new(InlineCounter {
-            conn: parking_lot::Mutex::new(InlineConn {
-                conn: inline,
-                pruned_window: 0,
-            }),
+            conn,
             fallback: counters.clone(),
-            queued: queued.clone(),
+            queued,
         });
         Ok(SqliteStore {
             main,
@@ -378,79 +378,99 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
 ///
 /// At quiet times increments do not come here: [`InlineCounter`] counts
 /// them on the caller's thread.
-fn counter_loop(conn: Connection, rx: mpsc::Receiver<CounterJob>, queued: &AtomicUsize) {
-    let mut pruned_window = 0u64;
+fn counter_loop(
+    shared: &parking_lot::Mutex<CounterConn>,
+    rx: mpsc::Receiver<CounterJob>,
+    queued: &AtomicUsize,
+) {
     while let Some(batch) = next_batch(&rx) {
-        if let Err(err) = exec_cached(&conn, "BEGIN IMMEDIATE") {
-            tracing::warn!(error = %err, "SQLite counters could not begin a transaction");
-            for job in batch {
-                match job {
-                    CounterJob::Increment(inc) => {
-                        let _ = inc
-                            .reply
-                            .send(Err(StoreError::Unavailable(err.to_string())));
-                        queued.fetch_sub(1, Ordering::AcqRel);
-                    }
-                    CounterJob::Other(job) => {
-                        job(Err(StoreError::Unavailable(err.to_string())))(Ok(()))
-                    }
-                }
-            }
-            continue;
-        }
-        let mut counts: HashMap<String, Counted> = HashMap::new();
-        let mut answers: Vec<(oneshot::Sender<StoreResult<CounterOutcome>>, CounterOutcome)> =
-            Vec::with_capacity(batch.len());
-        let mut completions: Vec<Completion> = Vec::new();
-        let mut failed: Option<StoreError> = None;
+        let mut guard = shared.lock();
+        let CounterConn {
+            conn,
+            pruned_window,
+        } = &mut *guard;
+        // Only this thread waits for another process's lock.
+        let _ = conn.busy_timeout(BUSY_TIMEOUT);
+        counter_batch(conn, pruned_window, batch, queued);
+        let _ = conn.busy_timeout(Duration::ZERO);
+    }
+}
+
+/// One batch of the counters' thread, in one transaction.
+fn counter_batch(
+    conn: &Connection,
+    pruned_window: &mut u64,
+    batch: Vec<CounterJob>,
+    queued: &AtomicUsize,
+) {
+    if let Err(err) = exec_cached(conn, "BEGIN IMMEDIATE") {
+        tracing::warn!(error = %err, "SQLite counters could not begin a transaction");
         for job in batch {
             match job {
                 CounterJob::Increment(inc) => {
-                    if failed.is_some() {
-                        answers.push((inc.reply, CounterOutcome::Limited(inc.limit)));
-                        continue;
-                    }
-                    let outcome = decide(&conn, &mut counts, &mut pruned_window, &inc)
-                        .unwrap_or_else(|e| {
-                            failed = Some(e);
-                            CounterOutcome::Limited(inc.limit)
-                        });
-                    answers.push((inc.reply, outcome));
+                    let _ = inc
+                        .reply
+                        .send(Err(StoreError::Unavailable(err.to_string())));
+                    queued.fetch_sub(1, Ordering::AcqRel);
                 }
                 CounterJob::Other(job) => {
-                    // Readers see every increment decided before them.
-                    if failed.is_none() {
-                        if let Err(e) = write_counts(&conn, &mut counts) {
-                            failed = Some(e);
-                        }
-                    }
-                    completions.push(job(Ok(&conn)));
+                    job(Err(StoreError::Unavailable(err.to_string())))(Ok(()))
                 }
             }
         }
-        if failed.is_none() {
-            if let Err(e) = write_counts(&conn, &mut counts) {
-                failed = Some(e);
+        return;
+    }
+    let mut counts: HashMap<String, Counted> = HashMap::new();
+    let mut answers: Vec<(oneshot::Sender<StoreResult<CounterOutcome>>, CounterOutcome)> =
+        Vec::with_capacity(batch.len());
+    let mut completions: Vec<Completion> = Vec::new();
+    let mut failed: Option<StoreError> = None;
+    for job in batch {
+        match job {
+            CounterJob::Increment(inc) => {
+                if failed.is_some() {
+                    answers.push((inc.reply, CounterOutcome::Limited(inc.limit)));
+                    continue;
+                }
+                let outcome = decide(conn, &mut counts, pruned_window, &inc).unwrap_or_else(|e| {
+                    failed = Some(e);
+                    CounterOutcome::Limited(inc.limit)
+                });
+                answers.push((inc.reply, outcome));
+            }
+            CounterJob::Other(job) => {
+                // Readers see every increment decided before them.
+                if failed.is_none() {
+                    if let Err(e) = write_counts(conn, &mut counts) {
+                        failed = Some(e);
+                    }
+                }
+                completions.push(job(Ok(conn)));
             }
         }
-        let outcome = finish(&conn, failed);
-        if let Err(e) = &outcome {
-            tracing::warn!(error = %e, "SQLite counters transaction failed; rolled back");
+    }
+    if failed.is_none() {
+        if let Err(e) = write_counts(conn, &mut counts) {
+            failed = Some(e);
         }
-        let increments = answers.len();
-        for (reply, answer) in answers {
-            let _ = reply.send(match &outcome {
-                Ok(()) => Ok(answer),
-                Err(e) => Err(StoreError::Unavailable(e.to_string())),
-            });
-        }
-        queued.fetch_sub(increments, Ordering::AcqRel);
-        for done in completions {
-            done(match &outcome {
-                Ok(()) => Ok(()),
-                Err(e) => Err(StoreError::Unavailable(e.to_string())),
-            });
-        }
+    }
+    let outcome = finish(conn, failed);
+    if let Err(e) = &outcome {
+        tracing::warn!(error = %e, "SQLite counters transaction failed; rolled back");
+    }
+    let increments = answers.len();
+    for (reply, answer) in answers {
+        let _ = reply.send(match &outcome {
+            Ok(()) => Ok(answer),
+            Err(e) => Err(StoreError::Unavailable(e.to_string())),
+        });
+    }
+    queued.fetch_sub(increments, Ordering::AcqRel);
+    for done in completions {
+        done(match &outcome {
+            Ok(()) => Ok(()),
+            Err(e) => Err(StoreError::Unavailable(e.to_string())),
+        });
     }
 }
 
@@ -516,14 +536,20 @@ fn decide(
 /// process or the thread: an increment that finds the file locked goes to
 /// the thread, which waits as long as [`BUSY_TIMEOUT`] allows.
 struct InlineCounter {
-    conn: parking_lot::Mutex<InlineConn>,
+    /// The one counters connection of this process, shared with the thread
+    /// so that the two never wait for each other's lock inside SQLite (whose
+    /// busy handler sleeps a millisecond or more).
+    conn: Arc<parking_lot::Mutex<CounterConn>>,
     fallback: mpsc::Sender<CounterJob>,
     /// Increments sent to the thread and not yet answered.
     queued: Arc<AtomicUsize>,
 }
 
-struct InlineConn {
+/// The counters connection. Its busy timeout is zero except while the
+/// counters' thread is using it.
+struct CounterConn {
     conn: Connection,
+    /// The newest window whose predecessors have been deleted.
     pruned_window: u64,
 }
 
@@ -553,7 +579,7 @@ impl InlineCounter {
 
     /// Counts `inc` in a transaction of its own and answers it, or hands it
     /// to the counters' thread when that cannot be done here.
-    fn count(&self, counter: &mut InlineConn, inc: Increment) {
+    fn count(&self, counter: &mut CounterConn, inc: Increment) {
         let conn = &counter.conn;
         let outcome = exec_cached(conn, "BEGIN IMMEDIATE").and_then(|()| {
             let mut counts: HashMap<String, Counted> = HashMap::new();
