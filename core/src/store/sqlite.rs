@@ -8,10 +8,12 @@
 //! handed back only after the commit succeeded.
 //!
 //! The per-minute counters live in a second file beside the first
-//! (`<name>-counters.db`), with a writer thread of their own and
+//! (`<name>-counters.db`), with a connection and a thread of their own and
 //! `synchronous=OFF`: they are the one store call on the request path, they
 //! only matter for the current minute, and an fsync (or a long registry
-//! write) must never stall it. A crash of the machine (not of the process)
+//! write) must never stall it. An increment at a quiet moment is counted on
+//! the request's own thread in one statement; increments that overlap go to
+//! the counters' thread and share a transaction (see [`InlineCounter`]). A crash of the machine (not of the process)
 //! may forget the last counts; a crashed process loses nothing, since every
 //! commit is in the operating system's hands before a request is admitted.
 
@@ -580,17 +582,7 @@ impl InlineCounter {
     /// Counts `inc` in a transaction of its own and answers it, or hands it
     /// to the counters' thread when that cannot be done here.
     fn count(&self, counter: &mut CounterConn, inc: Increment) {
-        let conn = &counter.conn;
-        let outcome = exec_cached(conn, "BEGIN IMMEDIATE").and_then(|()| {
-            let mut counts: HashMap<String, Counted> = HashMap::new();
-            let decided = decide(conn, &mut counts, &mut counter.pruned_window, &inc);
-            let failed = match &decided {
-                Ok(_) => write_counts(conn, &mut counts).err(),
-                Err(e) => Some(StoreError::Unavailable(e.to_string())),
-            };
-            finish(conn, failed).and(decided)
-        });
-        match outcome {
+        match increment_one(counter, &inc) {
             Ok(outcome) => {
                 let _ = inc.reply.send(Ok(outcome));
             }
@@ -602,6 +594,46 @@ impl InlineCounter {
             }
         }
     }
+}
+
+/// Counts one increment in one statement, which SQLite runs as a
+/// transaction of its own: the row is created at 1, or its count goes up by
+/// one only while below the limit (no row comes back when it is not).
+fn increment_one(counter: &mut CounterConn, inc: &Increment) -> StoreResult<CounterOutcome> {
+    let conn = &counter.conn;
+    if inc.key.window > counter.pruned_window {
+        let now = inc.key.window.saturating_mul(crate::ratelimit::WINDOW_SECS);
+        conn.prepare_cached("DELETE FROM counters WHERE expires_at <= ?1")
+            .and_then(|mut stmt| stmt.execute(params![sql_int(now)]))
+            .map_err(map_err)?;
+        counter.pruned_window = inc.key.window;
+    }
+    let count = conn
+        .prepare_cached(
+            "INSERT INTO counters(key, client_id, agent_id, window, count, expires_at)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5)
+             ON CONFLICT(key) DO UPDATE SET count = count + 1 WHERE count < ?6
+             RETURNING count",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(
+                params![
+                    inc.key.storage_key(),
+                    inc.key.client_id,
+                    inc.key.agent_id,
+                    sql_int(inc.key.window),
+                    sql_int(inc.expires_at),
+                    sql_int(inc.limit),
+                ],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+        })
+        .map_err(map_err)?;
+    Ok(match count {
+        Some(n) => CounterOutcome::Allowed(n.max(0) as u64),
+        None => CounterOutcome::Limited(inc.limit),
+    })
 }
 
 /// One key's count within a batch.
