@@ -13,9 +13,11 @@
 //! only matter for the current minute, and an fsync (or a long registry
 //! write) must never stall it. An increment at a quiet moment is counted on
 //! the request's own thread in one statement; increments that overlap go to
-//! the counters' thread and share a transaction. A crash of the machine (not of the process)
-//! may forget the last counts; a crashed process loses nothing, since every
-//! commit is in the operating system's hands before a request is admitted.
+//! the counters' thread and share a transaction.
+//!
+//! A crash of the machine (not of the process) may forget the last counts; a
+//! crashed process loses nothing, since every commit is in the operating
+//! system's hands before a request is admitted.
 
 use std::collections::BTreeSet;
 use std::collections::HashMap;
