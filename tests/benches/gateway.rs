@@ -54,6 +54,8 @@ options (environment variable in brackets):
   --rate N                 open-loop rate for the latency runs, req/s [BENCH_RATE] (1000)
   --latency-duration SECS  measured time of each latency run [BENCH_LATENCY_DURATION] (10)
   --client-threads N       load-generator threads; 1 = one current-thread runtime [BENCH_CLIENT_THREADS] (1)
+  --rounds N               throughput rounds, each running every target once (in rotating order);
+                           the report shows each target's median round [BENCH_ROUNDS] (3)
   --bin PATH               the switchboard binary [SWITCHBOARD_BIN]
                            (default: `switchboard` next to this benchmark's target dir)
   --nginx PATH             the nginx binary [NGINX_BIN] (default: from PATH or /usr/sbin)
@@ -107,6 +109,7 @@ struct Config {
     rate: u64,
     latency_duration: Duration,
     client_threads: usize,
+    rounds: usize,
     bin: Option<PathBuf>,
     nginx: Option<PathBuf>,
     self_test: bool,
@@ -123,17 +126,19 @@ impl Config {
             rate: 1000,
             latency_duration: Duration::from_secs(10),
             client_threads: 1,
+            rounds: 3,
             bin: env("SWITCHBOARD_BIN").map(PathBuf::from),
             nginx: env("NGINX_BIN").map(PathBuf::from),
             self_test: false,
         };
-        let settings: [(&str, &str); 6] = [
+        let settings: [(&str, &str); 7] = [
             ("--duration", "BENCH_DURATION"),
             ("--warmup", "BENCH_WARMUP"),
             ("--connections", "BENCH_CONNECTIONS"),
             ("--rate", "BENCH_RATE"),
             ("--latency-duration", "BENCH_LATENCY_DURATION"),
             ("--client-threads", "BENCH_CLIENT_THREADS"),
+            ("--rounds", "BENCH_ROUNDS"),
         ];
         for (flag, var) in settings {
             if let Some(v) = env(var) {
@@ -152,7 +157,7 @@ impl Config {
                 "-h" | "--help" => return Ok(None),
                 "--self-test" => cfg.self_test = true,
                 "--duration" | "--warmup" | "--connections" | "--rate" | "--latency-duration"
-                | "--client-threads" | "--bin" | "--nginx" => {
+                | "--client-threads" | "--rounds" | "--bin" | "--nginx" => {
                     let value = match inline {
                         Some(v) => v,
                         None => args.next().ok_or_else(|| anyhow!("{flag} needs a value"))?,
@@ -188,6 +193,7 @@ impl Config {
             "--connections" => self.connections = usize::try_from(positive(value)?)?,
             "--rate" => self.rate = positive(value)?,
             "--client-threads" => self.client_threads = usize::try_from(positive(value)?)?,
+            "--rounds" => self.rounds = usize::try_from(positive(value)?)?,
             "--bin" => self.bin = Some(PathBuf::from(value)),
             "--nginx" => self.nginx = Some(PathBuf::from(value)),
             _ => bail!("unknown setting {flag}"),
@@ -283,10 +289,11 @@ async fn bench(cfg: &Config, stack: &Stack, tmp: &Path) -> Result<u64> {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let load_before = load_average();
     eprintln!(
-        "\n{} connections, closed loop, {} warm-up + {} per target; {} CPUs; load generator: {} thread(s)",
+        "\n{} connections, closed loop, {} warm-up + {} per target, {} round(s); {} CPUs; load generator: {} thread(s)",
         cfg.connections,
         secs(cfg.warmup),
         secs(cfg.duration),
+        cfg.rounds,
         cpus,
         cfg.client_threads
     );
@@ -295,12 +302,24 @@ async fn bench(cfg: &Config, stack: &Stack, tmp: &Path) -> Result<u64> {
         serve: stack.pid(),
         nginx: Some(nginx.pid()),
     };
+    // Rounds rotate the order, so a slow spell of the machine does not
+    // always fall on the same target.
+    let targets = [&direct, &gateway, &via_nginx];
     let mut throughput = Vec::new();
-    for target in [&direct, &gateway, &via_nginx] {
-        eprint!("  throughput: {:<8} ... ", target.name);
-        let run = closed_loop(target.clone(), cfg, &meters).await?;
-        eprintln!("{:.0} req/s, {} errors", run.rps(), run.stats.errors());
-        throughput.push(run);
+    for round in 0..cfg.rounds {
+        for k in 0..targets.len() {
+            let target = targets[(k + round) % targets.len()];
+            eprint!(
+                "  throughput: round {}/{} {:<8} ... ",
+                round + 1,
+                cfg.rounds,
+                target.name
+            );
+            let mut run = closed_loop(target.clone(), cfg, &meters).await?;
+            run.round = round;
+            eprintln!("{:.0} req/s, {} errors", run.rps(), run.stats.errors());
+            throughput.push(run);
+        }
     }
 
     eprintln!(
@@ -555,6 +574,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 struct Run {
     target: &'static str,
+    /// Which throughput round (0 for the latency runs).
+    round: usize,
     stats: Stats,
     measured: Duration,
     cpu: CpuUse,
@@ -588,6 +609,7 @@ async fn closed_loop(target: Arc<Target>, cfg: &Config, meters: &Meters) -> Resu
     }
     Ok(Run {
         target: target.name,
+        round: 0,
         stats,
         measured: cfg.duration,
         cpu,
@@ -705,6 +727,7 @@ async fn open_loop(targets: &[Arc<Target>], cfg: &Config, meters: &Meters) -> Re
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         runs.push(Run {
             target: state.target.name,
+            round: 0,
             stats,
             measured: state.measured,
             cpu: state.cpu,
@@ -1575,6 +1598,32 @@ impl Report<'_> {
         runs.iter().find(|r| r.target == name)
     }
 
+    /// The target's round with the median throughput (the lower one of two
+    /// middles).
+    fn median<'r>(runs: &'r [Run], name: &str) -> Option<&'r Run> {
+        let mut of: Vec<&Run> = runs.iter().filter(|r| r.target == name).collect();
+        of.sort_by(|a, b| a.rps().total_cmp(&b.rps()));
+        of.get(of.len().saturating_sub(1) / 2).copied()
+    }
+
+    /// `a / b` in each round that ran both.
+    fn round_ratios(&self, a: &str, b: &str) -> Vec<f64> {
+        (0..self.cfg.rounds)
+            .filter_map(|round| {
+                let of = |name: &str| {
+                    self.throughput
+                        .iter()
+                        .find(|r| r.target == name && r.round == round)
+                        .map(Run::rps)
+                };
+                match (of(a), of(b)) {
+                    (Some(x), Some(y)) if y > 0.0 => Some(x / y),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
     fn render(&self) -> String {
         let mut o = String::new();
         let cfg = self.cfg;
@@ -1611,23 +1660,44 @@ impl Report<'_> {
 
         let _ = writeln!(
             o,
-            "\nThroughput: {} keep-alive connections, closed loop, {} warm-up + {} measured each",
+            "\nThroughput: {} keep-alive connections, closed loop, {} warm-up + {} measured each;\n\
+             each target's median of {} round(s), with the range of its rounds",
             cfg.connections,
             secs(cfg.warmup),
-            secs(cfg.duration)
+            secs(cfg.duration),
+            cfg.rounds
         );
         let _ = writeln!(
             o,
-            "  {:<10} {:>11} {:>11} {:>11} {:>8} {:>9}   {:<24}",
-            "path", "req/s", "p50", "p99", "errors", "conns", "CPU µs/req client/serve/nginx"
+            "  {:<10} {:>11} {:>15} {:>11} {:>11} {:>8} {:>7}   {:<24}",
+            "path",
+            "req/s",
+            "rounds",
+            "p50",
+            "p99",
+            "errors",
+            "conns",
+            "CPU µs/req client/serve/nginx"
         );
-        for r in self.throughput {
+        for name in ["direct", "gateway", "nginx"] {
+            let Some(r) = Self::median(self.throughput, name) else {
+                continue;
+            };
+            let all: Vec<f64> = self
+                .throughput
+                .iter()
+                .filter(|x| x.target == name)
+                .map(Run::rps)
+                .collect();
+            let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = all.iter().copied().fold(0.0, f64::max);
             let n = r.stats.successes();
             let _ = writeln!(
                 o,
-                "  {:<10} {:>11.0} {:>11} {:>11} {:>8} {:>9}   {:>6} / {:>6} / {:>6}",
+                "  {:<10} {:>11.0} {:>15} {:>11} {:>11} {:>8} {:>7}   {:>6} / {:>6} / {:>6}",
                 r.target,
                 r.rps(),
+                format!("{lo:.0}-{hi:.0}"),
                 ms(r.stats.p(50.0)),
                 ms(r.stats.p(99.0)),
                 r.stats.errors(),
@@ -1637,7 +1707,7 @@ impl Report<'_> {
                 per_req(r.cpu.nginx, n),
             );
         }
-        let rps = |name: &str| Self::find(self.throughput, name).map_or(0.0, Run::rps);
+        let rps = |name: &str| Self::median(self.throughput, name).map_or(0.0, Run::rps);
         let (direct, gateway, nginx) = (rps("direct"), rps("gateway"), rps("nginx"));
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
         let gw_nginx = ratio(gateway, nginx);
@@ -1649,6 +1719,11 @@ impl Report<'_> {
             TARGET_GATEWAY_VS_NGINX,
             verdict(gw_nginx >= TARGET_GATEWAY_VS_NGINX)
         );
+        let per_round = self.round_ratios("gateway", "nginx");
+        if per_round.len() > 1 {
+            let list: Vec<String> = per_round.iter().map(|r| format!("{r:.2}")).collect();
+            let _ = writeln!(o, "      (each round: {})", list.join(" "));
+        }
         let _ = writeln!(o, "    gateway / direct   {:>6.2}x", ratio(gateway, direct));
         let _ = writeln!(o, "    nginx / direct     {:>6.2}x", ratio(nginx, direct));
 
@@ -1661,19 +1736,20 @@ impl Report<'_> {
         );
         let _ = writeln!(
             o,
-            "  {:<10} {:>11} {:>11} {:>11} {:>11} {:>8}",
-            "path", "achieved/s", "p50", "p99", "p99.9", "errors"
+            "  {:<10} {:>11} {:>11} {:>11} {:>11} {:>8}   {:<16}",
+            "path", "achieved/s", "p50", "p99", "p99.9", "errors", "CPU µs/req serve"
         );
         for r in self.latency {
             let _ = writeln!(
                 o,
-                "  {:<10} {:>11.0} {:>11} {:>11} {:>11} {:>8}",
+                "  {:<10} {:>11.0} {:>11} {:>11} {:>11} {:>8}   {:>6}",
                 r.target,
                 r.rps(),
                 ms(r.stats.p(50.0)),
                 ms(r.stats.p(99.0)),
                 ms(r.stats.p(99.9)),
-                r.stats.errors()
+                r.stats.errors(),
+                per_req(r.cpu.serve, r.stats.successes()),
             );
         }
         if let (Some(d), Some(g)) = (

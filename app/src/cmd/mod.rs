@@ -4,6 +4,7 @@ pub(crate) mod agents;
 mod aws;
 mod clients;
 mod discover;
+mod log_writer;
 mod permissions;
 mod registry_io;
 mod secrets;
@@ -48,29 +49,31 @@ impl Ctx {
     }
 }
 
-/// Logs to stderr. Lines are formatted on the thread that logs them and
-/// written by a thread of their own, in batches, so that a request never
-/// waits for a write to stderr (one audit line per request). Nothing is
-/// dropped: when that thread falls behind, loggers wait for it. Keep the
-/// guard until exit; dropping it flushes what is left.
-fn init_logging(default: &str) -> tracing_appender::non_blocking::WorkerGuard {
+/// Logs to stderr, filtered by `RUST_LOG` (else `default`). Lines are
+/// written in batches by a thread of their own, so a request never waits for
+/// a write to stderr (one audit line per request) nor wakes a thread per
+/// line; see [`log_writer`]. Nothing is dropped. Keep the guard until exit;
+/// dropping it writes what is left.
+fn init_logging(default: &str) -> Option<log_writer::Guard> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     use std::io::IsTerminal;
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("log-writer")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(color)
-        .with_writer(writer)
-        .try_init();
-    guard
+        .with_ansi(color);
+    match log_writer::batched(std::io::stderr()) {
+        Ok((writer, guard)) => {
+            let _ = builder.with_writer(writer).try_init();
+            Some(guard)
+        }
+        Err(e) => {
+            // No thread to spare: write each line directly instead.
+            let _ = builder.with_writer(std::io::stderr).try_init();
+            tracing::warn!(error = %e, "cannot start the log writer thread; logging directly");
+            None
+        }
+    }
 }
 
 /// Where the local stack listens unless told otherwise.

@@ -445,7 +445,21 @@ pub async fn handle(gw: Arc<Gateway>, peer: Option<SocketAddr>, req: Request<Bod
     };
 
     // Build and send the upstream request.
-    let url = upstream_url(&agent.url, &route, parts.uri.query());
+    let url = match (route.rest.is_empty(), parts.uri.query()) {
+        // The JSON-RPC endpoint itself: parsed once per worker thread.
+        (true, None) => parsed_base_url(&agent.url),
+        _ => reqwest::Url::parse(&upstream_url(&agent.url, &route, parts.uri.query())),
+    };
+    let url = match url {
+        Ok(u) => u,
+        Err(e) => {
+            return record.reject(
+                &gw,
+                GatewayError::BackendUnreachable(format!("invalid backend URL: {e}")),
+                &style,
+            )
+        }
+    };
     let mut up_headers =
         headers::upstream_request_for(&parts.headers, peer.map(|p| p.ip()), &gw.public_url);
     if let Some((name, value)) = credential {
@@ -523,6 +537,31 @@ pub async fn handle(gw: Arc<Gateway>, peer: Option<SocketAddr>, req: Request<Bod
     *response.status_mut() = status;
     *response.headers_mut() = out_headers;
     response
+}
+
+thread_local! {
+    /// Backend base URLs already parsed on this thread.
+    static PARSED_URLS: std::cell::RefCell<std::collections::HashMap<String, reqwest::Url>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Most base URLs a thread keeps parsed; past it the cache starts over.
+const PARSED_URLS_MAX: usize = 1024;
+
+/// `base` parsed, from this thread's cache when it was parsed before.
+fn parsed_base_url(base: &str) -> Result<reqwest::Url, url::ParseError> {
+    PARSED_URLS.with(|cache| {
+        if let Some(url) = cache.borrow().get(base) {
+            return Ok(url.clone());
+        }
+        let url = reqwest::Url::parse(base)?;
+        let mut cache = cache.borrow_mut();
+        if cache.len() >= PARSED_URLS_MAX {
+            cache.clear();
+        }
+        cache.insert(base.to_owned(), url.clone());
+        Ok(url)
+    })
 }
 
 fn upstream_url(base: &str, route: &AgentRoute<'_>, query: Option<&str>) -> String {
