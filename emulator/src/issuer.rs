@@ -28,7 +28,9 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, Header};
 use serde::Serialize;
 use serde_json::{json, Value};
-use switchboard_core::registry::{ClientRecord, ClientStore, StoreError};
+use switchboard_core::registry::{
+    validate_client_id, validate_scope, ClientRecord, ClientStore, StoreError,
+};
 
 use crate::keys::SigningKey;
 
@@ -43,9 +45,6 @@ pub const TOKEN_PATH: &str = "/oauth2/token";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// Path of the discovery document under the issuer URL.
 pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
-
-/// Longest accepted client id.
-const MAX_CLIENT_ID_LEN: usize = 128;
 
 /// The issuer: a signing key and the clients allowed to ask for tokens.
 /// Cloning is cheap.
@@ -115,9 +114,9 @@ impl Issuer {
         scopes: &[String],
         ttl: Duration,
     ) -> anyhow::Result<String> {
-        validate_client_id(client_id)?;
+        validate_client_id(client_id).map_err(anyhow::Error::msg)?;
         for scope in scopes {
-            validate_scope(scope)?;
+            validate_scope(scope).map_err(anyhow::Error::msg)?;
         }
         anyhow::ensure!(!ttl.is_zero(), "the token lifetime must be more than zero");
         self.sign(&normalize_issuer_url(issuer_url), client_id, scopes, ttl)
@@ -141,9 +140,9 @@ impl Issuer {
         client_id: &str,
         scopes: &[String],
     ) -> anyhow::Result<String> {
-        validate_client_id(client_id)?;
+        validate_client_id(client_id).map_err(anyhow::Error::msg)?;
         for scope in scopes {
-            validate_scope(scope)?;
+            validate_scope(scope).map_err(anyhow::Error::msg)?;
         }
         let mut allowed: Vec<String> = Vec::with_capacity(scopes.len());
         for scope in scopes {
@@ -518,38 +517,6 @@ async fn discovery_endpoint(State(state): State<RouterState>) -> Json<Value> {
 /// The issuer URL without a trailing slash, as Cognito writes `iss`.
 fn normalize_issuer_url(url: &str) -> String {
     url.trim_end_matches('/').to_owned()
-}
-
-/// 1–128 characters of `[A-Za-z0-9._-]`.
-pub fn validate_client_id(client_id: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(!client_id.is_empty(), "the client id is empty");
-    anyhow::ensure!(
-        client_id.len() <= MAX_CLIENT_ID_LEN,
-        "the client id is {} characters long; at most {MAX_CLIENT_ID_LEN} are allowed",
-        client_id.len()
-    );
-    if let Some(bad) = client_id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        anyhow::bail!(
-            "the client id '{client_id}' contains {bad:?}; use only letters, digits, '.', '_' and '-'"
-        );
-    }
-    Ok(())
-}
-
-/// A scope token as RFC 6749 §3.3 defines it: printable ASCII without space,
-/// `"` or `\`.
-pub fn validate_scope(scope: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(!scope.is_empty(), "a scope is empty");
-    if let Some(bad) = scope
-        .chars()
-        .find(|c| !matches!(c, '\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e'))
-    {
-        anyhow::bail!("the scope '{scope}' contains {bad:?}, which scopes may not contain");
-    }
-    Ok(())
 }
 
 fn now_secs() -> u64 {

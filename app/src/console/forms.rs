@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use switchboard_core::registry::{
-    validate_agent_id, validate_backend_url, AgentRecord, BackendAuth, Secret,
+    validate_agent_id, validate_backend_url, validate_client_id, validate_scope, AgentRecord,
+    BackendAuth, Secret,
 };
-use switchboard_emulator::issuer::{validate_client_id, validate_scope};
 
 use super::app::Model;
 use super::dialog::Purpose;

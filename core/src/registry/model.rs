@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 pub use super::validate::{
-    validate_agent, validate_agent_id, validate_backend_url, validate_credential_header,
-    validate_token_url, AGENT_ID_PATTERN,
+    validate_agent, validate_agent_id, validate_backend_url, validate_client_id,
+    validate_credential_header, validate_scope, validate_token_url, AGENT_ID_PATTERN,
 };
 
 /// How the gateway authenticates itself to an agent's backend.

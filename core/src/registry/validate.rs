@@ -310,6 +310,48 @@ const RESERVED_CREDENTIAL_HEADERS: &[&str] = &[
     "a2a-extensions",
 ];
 
+/// Longest accepted client id.
+pub const MAX_CLIENT_ID_LEN: usize = 128;
+
+/// A client id: 1–128 characters of `[A-Za-z0-9._-]`.
+pub fn validate_client_id(client_id: &str) -> Result<(), String> {
+    if client_id.is_empty() {
+        return Err("the client id is empty".into());
+    }
+    if client_id.len() > MAX_CLIENT_ID_LEN {
+        return Err(format!(
+            "the client id is {} characters long; at most {MAX_CLIENT_ID_LEN} are allowed",
+            client_id.len()
+        ));
+    }
+    if let Some(bad) = client_id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "the client id '{client_id}' contains {bad:?}; use only letters, digits, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// A scope token as RFC 6749 §3.3 defines it: printable ASCII without space,
+/// `"` or `\`.
+pub fn validate_scope(scope: &str) -> Result<(), String> {
+    if scope.is_empty() {
+        return Err("a scope is empty".into());
+    }
+    if let Some(bad) = scope
+        .chars()
+        .find(|c| !matches!(c, '\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e'))
+    {
+        return Err(format!(
+            "the scope '{scope}' contains {bad:?}, which scopes may not contain"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the header a static backend credential is sent in.
 pub fn validate_credential_header(name: &str) -> Result<(), String> {
     let parsed = http::HeaderName::from_bytes(name.as_bytes())
