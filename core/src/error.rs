@@ -5,7 +5,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Denied};
 use crate::registry::StoreError;
 
 /// Why the gateway answered instead of the agent.
@@ -38,9 +38,14 @@ pub enum GatewayError {
     /// A JSON-RPC request body that is not JSON (JSON-RPC "Parse error").
     #[error("{0}")]
     ParseError(String),
-    /// A discovery query over [`crate::discovery::MAX_QUERY_BYTES`].
-    #[error("the query is {0} bytes long; at most {max} bytes are accepted", max = crate::discovery::MAX_QUERY_BYTES)]
-    QueryTooLong(usize),
+    /// A discovery query over the longest accepted.
+    #[error("the query is {len} bytes long; at most {max} bytes are accepted")]
+    QueryTooLong {
+        /// The query's length in bytes.
+        len: usize,
+        /// The most accepted.
+        max: usize,
+    },
     /// Backend refused or reset the connection. The detail is logged, not sent.
     #[error("the agent's backend could not be reached")]
     BackendUnreachable(String),
@@ -67,6 +72,27 @@ impl From<StoreError> for GatewayError {
     }
 }
 
+impl From<Denied> for GatewayError {
+    fn from(e: Denied) -> Self {
+        GatewayError::Forbidden(e.0)
+    }
+}
+
+impl GatewayError {
+    /// A failed backend call, as the caller is told of it: no answer in
+    /// time, no connection, or an answer that is not HTTP to pass on. The
+    /// detail (without the URL) is kept for the log, never sent.
+    pub fn from_backend(e: reqwest::Error) -> Self {
+        if e.is_timeout() {
+            GatewayError::BackendTimeout
+        } else if e.is_connect() {
+            GatewayError::BackendUnreachable(e.without_url().to_string())
+        } else {
+            GatewayError::BackendBadResponse(e.without_url().to_string())
+        }
+    }
+}
+
 /// The shape an error body takes, chosen from the request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ErrorStyle {
@@ -84,7 +110,7 @@ impl GatewayError {
             GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
             GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            GatewayError::PayloadTooLarge(_) | GatewayError::QueryTooLong(_) => {
+            GatewayError::PayloadTooLarge(_) | GatewayError::QueryTooLong { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             GatewayError::BadRequest(_) | GatewayError::ParseError(_) => StatusCode::BAD_REQUEST,
@@ -104,7 +130,7 @@ impl GatewayError {
             GatewayError::NotFound(_) => "NOT_FOUND",
             GatewayError::RateLimited { .. }
             | GatewayError::PayloadTooLarge(_)
-            | GatewayError::QueryTooLong(_) => "RESOURCE_EXHAUSTED",
+            | GatewayError::QueryTooLong { .. } => "RESOURCE_EXHAUSTED",
             GatewayError::BadRequest(_) | GatewayError::ParseError(_) => "INVALID_ARGUMENT",
             GatewayError::BackendUnreachable(_)
             | GatewayError::BackendBadResponse(_)
@@ -124,7 +150,7 @@ impl GatewayError {
             GatewayError::NotFound(_) => "AGENT_NOT_FOUND",
             GatewayError::RateLimited { .. } => "RATE_LIMITED",
             GatewayError::PayloadTooLarge(_) => "REQUEST_BODY_TOO_LARGE",
-            GatewayError::QueryTooLong(_) => "QUERY_TOO_LONG",
+            GatewayError::QueryTooLong { .. } => "QUERY_TOO_LONG",
             GatewayError::BadRequest(_) => "INVALID_REQUEST",
             GatewayError::ParseError(_) => "PARSE_ERROR",
             GatewayError::BackendUnreachable(_) => "BACKEND_UNREACHABLE",
@@ -145,7 +171,7 @@ impl GatewayError {
             GatewayError::Forbidden(_) => -32051,
             GatewayError::NotFound(_) => -32052,
             GatewayError::RateLimited { .. } => -32053,
-            GatewayError::PayloadTooLarge(_) | GatewayError::QueryTooLong(_) => -32054,
+            GatewayError::PayloadTooLarge(_) | GatewayError::QueryTooLong { .. } => -32054,
             GatewayError::BadRequest(_) => -32600,
             GatewayError::ParseError(_) => -32700,
             GatewayError::BackendUnreachable(_) | GatewayError::BackendBadResponse(_) => -32055,

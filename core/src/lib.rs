@@ -3,11 +3,14 @@
 //! semantic discovery, and the stores behind them. No UI and no printing: the
 //! console and the CLI in `app/` drive this crate.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod discovery;
 pub mod error;
 pub mod events;
+pub mod gateway;
+pub mod listener;
 pub mod metrics;
 pub mod profile;
 pub mod proxy;
@@ -20,4 +23,4 @@ pub mod sync;
 pub use config::GatewayConfig;
 pub use error::{ErrorStyle, GatewayError};
 pub use events::{EventBus, TrafficEvent};
-pub use server::Gateway;
+pub use gateway::Gateway;

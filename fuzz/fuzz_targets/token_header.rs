@@ -17,7 +17,7 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use switchboard_core::auth::jwt::{AuthError, Verifier, VerifierConfig, MAX_TOKEN_BYTES};
-use switchboard_core::proxy::forward::bearer_token;
+use switchboard_core::auth::bearer_token;
 use switchboard_emulator::keys::SigningKey;
 
 /// The `iss` the seed tokens carry.

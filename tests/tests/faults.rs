@@ -588,7 +588,7 @@ async fn shutdown_closes_a_stream_still_open_after_the_grace_period() {
     let began = Instant::now();
     let stopping = tokio::spawn(stack.shutdown());
     let end = tokio::time::timeout(
-        switchboard_core::server::SHUTDOWN_GRACE + Duration::from_secs(10),
+        switchboard_core::listener::SHUTDOWN_GRACE + Duration::from_secs(10),
         events.next(),
     )
     .await
@@ -599,7 +599,7 @@ async fn shutdown_closes_a_stream_still_open_after_the_grace_period() {
         "an event arrived instead of the end: {end:?}"
     );
     assert!(
-        took >= switchboard_core::server::SHUTDOWN_GRACE - Duration::from_millis(500),
+        took >= switchboard_core::listener::SHUTDOWN_GRACE - Duration::from_millis(500),
         "closed after {took:?}, before the grace period ended"
     );
     stopping.await.unwrap();

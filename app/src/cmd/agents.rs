@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use switchboard_core::proxy::card;
 use switchboard_core::registry::{
     validate_agent_id, validate_backend_url, AgentRecord, BackendAuth, StoreError,
 };
@@ -129,24 +130,14 @@ pub(crate) fn header_name(name: &str) -> anyhow::Result<()> {
         .with_context(|| format!("{name:?} is not a valid header name"))
 }
 
-/// Fetches `{url}/.well-known/agent-card.json` to learn a name and description.
+/// How long a backend has to serve its card.
+pub(crate) const CARD_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Fetches a backend's card (without credentials) to learn its name,
+/// description and skills.
 pub(crate) async fn fetch_card(url: &str) -> anyhow::Result<serde_json::Value> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(3))
-        .no_proxy()
-        .build()?;
-    let card_url = format!("{}/.well-known/agent-card.json", url.trim_end_matches('/'));
-    let resp = client
-        .get(&card_url)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.without_url()))?;
-    if !resp.status().is_success() {
-        bail!("{card_url} answered {}", resp.status());
-    }
-    resp.json()
-        .await
-        .map_err(|e| anyhow::anyhow!("the card is not JSON: {}", e.without_url()))
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    Ok(card::fetch_card(&http, url, None, CARD_TIMEOUT).await?)
 }
 
 async fn add(ctx: &Ctx, args: AgentAddArgs) -> anyhow::Result<()> {

@@ -15,7 +15,7 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use switchboard_core::auth::jwt::scopes_of;
-use switchboard_core::auth::{Explanation, PermissionSet, Verifier, VerifierConfig};
+use switchboard_core::auth::{explain, Explanation, PermissionSet, Verifier, VerifierConfig};
 use switchboard_core::profile::{AwsProfile, ProfileKind};
 use switchboard_core::registry::Secret;
 use switchboard_emulator::issuer::Issuer;
@@ -317,7 +317,7 @@ pub(crate) fn explain_all(
     let scopes = scopes_of(claims);
     agents
         .into_iter()
-        .map(|a| permissions.explain(&scopes, a.as_ref()))
+        .map(|a| explain(permissions, &scopes, a.as_ref()))
         .collect()
 }
 

@@ -1,13 +1,27 @@
-//! Authorization: which scopes reach which agents, and why.
-
-use std::collections::{BTreeMap, BTreeSet};
+//! Authorization: may this caller reach this agent, and why (not).
 
 use serde::Serialize;
 
-use crate::registry::Permission;
+use crate::registry::PermissionSet;
+pub use crate::registry::ALL_AGENTS;
 
-/// The wildcard that grants every agent.
-pub const ALL_AGENTS: &str = "*";
+/// A caller whose scopes grant no route to the agent. The reason is the
+/// one [`explain`] gives, safe to send in a 403 body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
+
+/// The authorize step: the first of `scopes` that grants `agent`, or why
+/// none does.
+pub fn authorize<'a, S: AsRef<str>>(
+    permissions: &PermissionSet,
+    scopes: &'a [S],
+    agent: &str,
+) -> Result<&'a str, Denied> {
+    permissions
+        .granting_scope(scopes, agent)
+        .ok_or_else(|| Denied(explain(permissions, scopes, agent).reason))
+}
 
 /// Most scopes an [`Explanation::reason`] names from one list; the reason is
 /// sent to callers in 403 bodies, so a token with thousands of scopes must
@@ -40,12 +54,6 @@ fn listed<S: AsRef<str>>(items: &[S], sep: &str) -> String {
     out
 }
 
-/// Scope → agents, as held in memory for the hot path.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PermissionSet {
-    by_scope: BTreeMap<String, BTreeSet<String>>,
-}
-
 /// Why a caller may or may not reach an agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Explanation {
@@ -59,103 +67,61 @@ pub struct Explanation {
     pub reason: String,
 }
 
-impl PermissionSet {
-    /// Builds the set from stored permissions.
-    pub fn new(permissions: impl IntoIterator<Item = Permission>) -> Self {
-        PermissionSet {
-            by_scope: permissions
-                .into_iter()
-                .map(|p| (p.scope, p.agents))
-                .collect(),
-        }
-    }
-
-    /// Does `scope` grant `agent`?
-    pub fn scope_grants(&self, scope: &str, agent: &str) -> bool {
-        self.by_scope
-            .get(scope)
-            .is_some_and(|a| a.contains(agent) || a.contains(ALL_AGENTS))
-    }
-
-    /// The first of `scopes` that grants `agent`, if any. This is the hot-path check.
-    pub fn granting_scope<'a, S: AsRef<str>>(
-        &self,
-        scopes: &'a [S],
-        agent: &str,
-    ) -> Option<&'a str> {
-        scopes
+/// Says which scopes grant `agent`, or why none does.
+pub fn explain<S: AsRef<str>>(
+    permissions: &PermissionSet,
+    scopes: &[S],
+    agent: &str,
+) -> Explanation {
+    let granted_by: Vec<String> = scopes
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|s| permissions.scope_grants(s, agent))
+        .map(str::to_owned)
+        .collect();
+    let allowed = !granted_by.is_empty();
+    let reason = if allowed {
+        let how: Vec<String> = granted_by
             .iter()
-            .map(AsRef::as_ref)
-            .find(|s| self.scope_grants(s, agent))
-    }
-
-    /// Says which scopes grant `agent`, or why none does.
-    pub fn explain<S: AsRef<str>>(&self, scopes: &[S], agent: &str) -> Explanation {
-        let granted_by: Vec<String> = scopes
-            .iter()
-            .map(AsRef::as_ref)
-            .filter(|s| self.scope_grants(s, agent))
-            .map(str::to_owned)
-            .collect();
-        let allowed = !granted_by.is_empty();
-        let reason = if allowed {
-            let how: Vec<String> = granted_by
-                .iter()
-                .map(|s| {
-                    if self.by_scope.get(s).is_some_and(|a| a.contains(ALL_AGENTS)) {
-                        format!("{s} (grants every agent)")
-                    } else {
-                        s.clone()
-                    }
-                })
-                .collect();
-            format!("allowed: granted by scope {}", listed(&how, ", "))
-        } else if scopes.is_empty() {
-            "denied: the token carries no scopes".to_owned()
-        } else {
-            let needed: Vec<&str> = self
-                .by_scope
-                .iter()
-                .filter(|(_, a)| a.contains(agent) || a.contains(ALL_AGENTS))
-                .map(|(s, _)| s.as_str())
-                .collect();
-            let have: Vec<&str> = scopes.iter().map(AsRef::as_ref).collect();
-            if needed.is_empty() {
-                format!(
-                    "denied: no scope grants {agent}; the token has [{}]",
-                    listed(&have, " ")
-                )
-            } else {
-                format!(
-                    "denied: {agent} is granted by [{}], the token has [{}]",
-                    listed(&needed, " "),
-                    listed(&have, " ")
-                )
-            }
-        };
-        Explanation {
-            agent: agent.to_owned(),
-            allowed,
-            granted_by,
-            reason,
-        }
-    }
-
-    /// Every stored permission.
-    pub fn permissions(&self) -> Vec<Permission> {
-        self.by_scope
-            .iter()
-            .map(|(scope, agents)| Permission {
-                scope: scope.clone(),
-                agents: agents.clone(),
+            .map(|s| {
+                if permissions.grants_all(s) {
+                    format!("{s} (grants every agent)")
+                } else {
+                    s.clone()
+                }
             })
-            .collect()
+            .collect();
+        format!("allowed: granted by scope {}", listed(&how, ", "))
+    } else if scopes.is_empty() {
+        "denied: the token carries no scopes".to_owned()
+    } else {
+        let needed = permissions.scopes_granting(agent);
+        let have: Vec<&str> = scopes.iter().map(AsRef::as_ref).collect();
+        if needed.is_empty() {
+            format!(
+                "denied: no scope grants {agent}; the token has [{}]",
+                listed(&have, " ")
+            )
+        } else {
+            format!(
+                "denied: {agent} is granted by [{}], the token has [{}]",
+                listed(&needed, " "),
+                listed(&have, " ")
+            )
+        }
+    };
+    Explanation {
+        agent: agent.to_owned(),
+        allowed,
+        granted_by,
+        reason,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::{Permission, ALL_AGENTS};
     use pretty_assertions::assert_eq;
 
     fn set() -> PermissionSet {
@@ -172,13 +138,10 @@ mod tests {
     }
 
     #[test]
-    fn grants_and_explains() {
+    fn explains() {
         let p = set();
-        assert_eq!(p.granting_scope(&["x", "s/echo"], "echo"), Some("s/echo"));
-        assert_eq!(p.granting_scope(&["s/echo"], "stream"), None);
-        assert_eq!(p.granting_scope(&["s/all"], "stream"), Some("s/all"));
         assert_eq!(
-            p.explain(&["s/echo"], "stream"),
+            explain(&p, &["s/echo"], "stream"),
             Explanation {
                 agent: "stream".into(),
                 allowed: false,
@@ -187,12 +150,12 @@ mod tests {
             }
         );
         assert_eq!(
-            p.explain(&["s/echo", "s/all"], "echo").reason,
+            explain(&p, &["s/echo", "s/all"], "echo").reason,
             "allowed: granted by scope s/echo, s/all (grants every agent)"
         );
         let none: [&str; 0] = [];
         assert_eq!(
-            p.explain(&none, "echo").reason,
+            explain(&p, &none, "echo").reason,
             "denied: the token carries no scopes"
         );
     }
@@ -201,7 +164,7 @@ mod tests {
     fn reasons_stay_short_whatever_the_token_carries() {
         let mut scopes: Vec<String> = (0..5000).map(|i| format!("s/{i}")).collect();
         scopes.push("x".repeat(10_000));
-        let why = set().explain(&scopes, "stream");
+        let why = explain(&set(), &scopes, "stream");
         assert!(!why.allowed);
         assert!(why.reason.len() < 1000, "{}", why.reason);
         assert!(why.reason.ends_with("… (4981 more)]"), "{}", why.reason);

@@ -1,24 +1,23 @@
-//! `GET /discover?q=…&k=…`: authenticated like `GET /agents`, answered only
-//! with agents the caller's token may reach, and the JSON shape the CLI
-//! prints too.
+//! `GET /discover?q=…&k=…`: answered only with agents the caller's token
+//! may reach, in the JSON shape the CLI prints too. The router
+//! authenticates the caller first, as for `GET /agents`.
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::{parse_k, validate_query, Answer, QueryError};
+use super::{parse_k, validate_query, Answer, Discovery, QueryError, MAX_QUERY_BYTES};
+use crate::auth::Principal;
 use crate::error::GatewayError;
-use crate::proxy::forward::bearer_token;
 use crate::registry::cache::Snapshot;
-use crate::server::Gateway;
 
 impl From<QueryError> for GatewayError {
     fn from(e: QueryError) -> Self {
         match e {
-            QueryError::TooLong(n) => GatewayError::QueryTooLong(n),
+            QueryError::TooLong(len) => GatewayError::QueryTooLong {
+                len,
+                max: MAX_QUERY_BYTES,
+            },
             other => GatewayError::BadRequest(other.to_string()),
         }
     }
@@ -95,32 +94,25 @@ pub fn answer_body(
     })
 }
 
-/// The handler.
-pub(crate) async fn discover(gw: Arc<Gateway>, headers: HeaderMap, uri: Uri) -> Response {
+/// Answers a discovery query string for `principal`: the body, or why not.
+pub async fn discover(
+    discovery: &Discovery,
+    snapshot: &Snapshot,
+    principal: &Principal,
+    query: Option<&str>,
+    gateway_url: &str,
+) -> Result<Value, GatewayError> {
     let started = Instant::now();
-    let principal = match bearer_token(&headers) {
-        Ok(t) => match gw.verifier.verify(t).await {
-            Ok(p) => p,
-            Err(e) => return GatewayError::Unauthenticated(e).into_response(),
-        },
-        Err(e) => return GatewayError::Unauthenticated(e).into_response(),
-    };
-    let (query, k) = match parse_params(uri.query()) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::info!(
-                target: "switchboard::audit",
-                client = %principal.client_id,
-                method = "discover",
-                status = e.status().as_u16(),
-                error = %e,
-            );
-            return e.into_response();
-        }
-    };
-    let snapshot = gw.registry.snapshot();
-    let answer = gw
-        .discovery
+    let (query, k) = parse_params(query).inspect_err(|e| {
+        tracing::info!(
+            target: "switchboard::audit",
+            client = %principal.client_id,
+            method = "discover",
+            status = e.status().as_u16(),
+            error = %e,
+        );
+    })?;
+    let answer = discovery
         .search(&query, k, |id| {
             snapshot.routable(id).is_some()
                 && snapshot
@@ -129,7 +121,7 @@ pub(crate) async fn discover(gw: Arc<Gateway>, headers: HeaderMap, uri: Uri) -> 
                     .is_some()
         })
         .await;
-    let body = answer_body(&answer, &query, k, &snapshot, &gw.public_url);
+    let body = answer_body(&answer, &query, k, snapshot, gateway_url);
     tracing::info!(
         target: "switchboard::audit",
         client = %principal.client_id,
@@ -139,7 +131,7 @@ pub(crate) async fn discover(gw: Arc<Gateway>, headers: HeaderMap, uri: Uri) -> 
         results = answer.hits.len(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
     );
-    (StatusCode::OK, axum::Json(body)).into_response()
+    Ok(body)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! Agent-card rewriting: every URL in a backend's card is made to point at the
-//! gateway, and its security scheme becomes the gateway's own.
+//! Agent cards: the one fetch of a backend's card (used by the gateway, the
+//! CLI and the console), and the rewrite that makes every URL in it point at
+//! the gateway and its security scheme the gateway's own.
 //!
 //! Rewritten fields, each on its own terms:
 //! * A2A 1.0: `supportedInterfaces[].url`;
@@ -15,7 +16,79 @@
 //! after rewriting, so they are dropped; the gateway does not re-sign.
 //! Nothing else in the card changes.
 
+use std::time::Duration;
+
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::{json, Map, Value};
+
+use crate::error::GatewayError;
+
+/// Where a backend serves its card, under its base URL.
+pub const CARD_PATH: &str = ".well-known/agent-card.json";
+
+/// Why a backend's card could not be had. The messages name no URL.
+#[derive(Debug, thiserror::Error)]
+pub enum CardError {
+    /// No answer within the timeout.
+    #[error("no answer within {} s", .0.as_secs_f64())]
+    Timeout(Duration),
+    /// No connection.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The connection broke, or the answer is not HTTP.
+    #[error("{0}")]
+    Broken(String),
+    /// The backend answered, but not with a success status.
+    #[error("the card request answered {0}")]
+    Status(StatusCode),
+    /// The answer is not JSON.
+    #[error("the card is not JSON: {0}")]
+    NotJson(String),
+}
+
+impl From<CardError> for GatewayError {
+    fn from(e: CardError) -> Self {
+        match e {
+            CardError::Timeout(_) => GatewayError::BackendTimeout,
+            CardError::Unreachable(d) => GatewayError::BackendUnreachable(d),
+            other => GatewayError::BackendBadResponse(other.to_string()),
+        }
+    }
+}
+
+/// `{base_url}/.well-known/agent-card.json`.
+pub fn card_url(base_url: &str) -> String {
+    format!("{}/{CARD_PATH}", base_url.trim_end_matches('/'))
+}
+
+/// Fetches a backend's card, sending `credential` (the backend's own auth
+/// header) when there is one.
+pub async fn fetch_card(
+    http: &reqwest::Client,
+    base_url: &str,
+    credential: Option<(HeaderName, HeaderValue)>,
+    timeout: Duration,
+) -> Result<Value, CardError> {
+    let mut req = http.get(card_url(base_url)).timeout(timeout);
+    if let Some((name, value)) = credential {
+        req = req.header(name, value);
+    }
+    let failed = |e: reqwest::Error| {
+        if e.is_timeout() {
+            CardError::Timeout(timeout)
+        } else if e.is_connect() {
+            CardError::Unreachable(e.without_url().to_string())
+        } else {
+            CardError::Broken(e.without_url().to_string())
+        }
+    };
+    let resp = req.send().await.map_err(failed)?;
+    if !resp.status().is_success() {
+        return Err(CardError::Status(resp.status()));
+    }
+    let bytes = resp.bytes().await.map_err(failed)?;
+    serde_json::from_slice(&bytes).map_err(|e| CardError::NotJson(e.to_string()))
+}
 
 /// The name of the gateway's security scheme in rewritten cards.
 pub const SCHEME_NAME: &str = "switchboard";

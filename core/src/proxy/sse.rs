@@ -1,11 +1,9 @@
-//! Relaying response bodies: event by event for SSE, chunk by chunk otherwise.
-//!
-//! Plain bodies pass on chunk by chunk as they arrive. SSE passes on event by
-//! event: each complete event goes out the moment its closing blank line
-//! arrives, and the start of the next one waits for its own end. That way a
-//! backend that breaks inside an event never hands the caller half an event
-//! that looks whole. (An event larger than [`MAX_PENDING`] is passed on in
-//! pieces rather than held.) For SSE the relay also
+//! Relaying an SSE response body event by event: each complete event goes
+//! out the moment its closing blank line arrives, and the start of the next
+//! one waits for its own end. That way a backend that breaks inside an event
+//! never hands the caller half an event that looks whole. (An event larger
+//! than [`MAX_PENDING`] is passed on in pieces rather than held.) The relay
+//! also
 //! * sends a keep-alive comment when the stream has been idle, but only
 //!   between events so it never splits one;
 //! * ends a stream the backend broke with an `error` event instead of a
@@ -24,7 +22,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::forward::FinishGuard;
+use crate::audit::FinishGuard;
 use crate::events::{EventBus, TrafficEvent};
 
 /// Comment sent on idle streams.
@@ -226,31 +224,6 @@ pub fn relay_sse(
             }
         }
     })
-}
-
-/// Relays a non-SSE body chunk by chunk. A backend error ends the body with
-/// an error, which the server turns into an aborted response.
-pub fn relay_plain(
-    upstream: BoxStream<'static, Result<Bytes, reqwest::Error>>,
-    guard: FinishGuard,
-) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
-    futures::stream::unfold(
-        (upstream, guard, false),
-        |(mut up, guard, done)| async move {
-            if done {
-                return None;
-            }
-            match up.next().await {
-                Some(Ok(chunk)) => Some((Ok(chunk), (up, guard, false))),
-                Some(Err(e)) => {
-                    let why = format!("the backend broke the response: {}", e.without_url());
-                    guard.set_error(why.clone());
-                    Some((Err(std::io::Error::other(why)), (up, guard, true)))
-                }
-                None => None,
-            }
-        },
-    )
 }
 
 #[cfg(test)]

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
-use super::{AgentRecord, AgentStore, PermissionStore, StoreResult};
-use crate::auth::scopes::PermissionSet;
+use super::{AgentRecord, AgentStore, PermissionSet, PermissionStore, StoreResult};
 
 /// An immutable view of the registry.
 #[derive(Debug, Default)]

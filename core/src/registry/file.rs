@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::model::{validate_agent_id, validate_backend_url, AgentRecord, BackendAuth, Permission};
-use crate::auth::scopes::ALL_AGENTS;
+use super::ALL_AGENTS;
 
 /// A client of the local issuer as written in a registry file (no secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

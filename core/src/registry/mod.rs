@@ -3,9 +3,11 @@
 pub mod cache;
 pub mod file;
 pub mod model;
+pub mod permissions;
 pub mod store;
 pub mod validate;
 
 pub use cache::RegistryCache;
 pub use model::*;
+pub use permissions::{PermissionSet, ALL_AGENTS};
 pub use store::*;
