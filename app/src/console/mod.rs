@@ -11,6 +11,14 @@
 //! active; switching to an AWS profile (on the Profile screen, or with
 //! `--profile`) points the registry screens at that profile's stores (see
 //! [`worker`]).
+//!
+//! Where things are: [`model`] holds what the core reported, [`screen`] the
+//! trait every screen implements and what it is given, [`screens`] one file
+//! per screen, [`chrome`] the header, tab bar, status line and footer,
+//! [`app`] the dispatch of keys and core events, [`dialog`] and [`form`]
+//! the modal dialogs, [`widgets`] what screens and dialogs draw with, and
+//! [`action`] with [`keymap`] the vocabulary of keys. Screens depend on the
+//! model, the screen trait and the widgets, never on the app.
 
 pub mod action;
 pub mod app;

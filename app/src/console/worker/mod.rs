@@ -12,9 +12,9 @@
 //! Limits screens then read and write that profile. A switch runs in its
 //! own task; if the profile cannot be reached, the previous one stays.
 //!
-//! By concern: [`profile`] switches and syncs profiles, [`registry`] edits
-//! agents, permissions and clients, [`tokens`] mints and inspects tokens,
-//! [`send`] talks to agents through the local gateway, and [`watch`] follows
+//! By concern: `profile` switches and syncs profiles, `registry` edits
+//! agents, permissions and clients, `tokens` mints and inspects tokens,
+//! `send` talks to agents through the local gateway, and `watch` follows
 //! traffic, counters, backend health and registry edits made elsewhere.
 
 mod profile;
