@@ -3,6 +3,7 @@
 mod cli;
 mod cmd;
 pub mod console;
+mod logging;
 mod output;
 mod paths;
 

@@ -4,7 +4,6 @@ pub(crate) mod agents;
 mod aws;
 mod clients;
 mod discover;
-mod log_writer;
 mod permissions;
 mod registry_io;
 mod secrets;
@@ -49,33 +48,6 @@ impl Ctx {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (else `default`). Lines are
-/// written in batches by a thread of their own, so a request never waits for
-/// a write to stderr (one audit line per request) nor wakes a thread per
-/// line; see [`log_writer`]. Nothing is dropped. Keep the guard until exit;
-/// dropping it writes what is left.
-fn init_logging(default: &str) -> Option<log_writer::Guard> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    use std::io::IsTerminal;
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(color);
-    match log_writer::batched(std::io::stderr()) {
-        Ok((writer, guard)) => {
-            let _ = builder.with_writer(writer).try_init();
-            Some(guard)
-        }
-        Err(e) => {
-            // No thread to spare: write each line directly instead.
-            let _ = builder.with_writer(std::io::stderr).try_init();
-            tracing::warn!(error = %e, "cannot start the log writer thread; logging directly");
-            None
-        }
-    }
-}
-
 /// Where the local stack listens unless told otherwise.
 const DEFAULT_LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 7400);
 
@@ -105,11 +77,11 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Some(Command::Serve(args)) => {
-            let _log = init_logging("info");
+            let _log = crate::logging::init_stderr("info");
             serve::run(&ctx, args).await
         }
         Some(other) => {
-            let _log = init_logging("warn");
+            let _log = crate::logging::init_stderr("warn");
             match other {
                 Command::Serve(_) => unreachable_serve(),
                 Command::Agents(c) => agents::run(&ctx, c).await,

@@ -144,13 +144,13 @@ impl Action {
             (PageDown, _) => "page down",
             (Top, _) => "top",
             (Bottom, _) => "bottom",
-            (Select, Context::Traffic) => "events",
-            (Select, Context::Profile) => "use",
+            (Select, Context::Screen(Tab::Traffic)) => "events",
+            (Select, Context::Screen(Tab::Profile)) => "use",
             (Select, Context::Picker) => "choose",
-            (Select, Context::Discover) => "rank",
+            (Select, Context::Screen(Tab::Discover)) => "rank",
             (Select, _) => "open",
             (Back, _) => "back",
-            (Add, Context::Clients) => "add client",
+            (Add, Context::Screen(Tab::Clients)) => "add client",
             (Add, _) => "add by URL",
             (Edit, _) => "edit",
             (Delete, _) => "delete",
@@ -170,7 +170,7 @@ impl Action {
             (ClearFilters, _) => "clear filters",
             (PickAgent, _) => "agent",
             (PickClient, _) => "client",
-            (Compose, Context::Discover) => "query",
+            (Compose, Context::Screen(Tab::Discover)) => "query",
             (Compose, _) => "message",
             (Send, _) => "send",
             (Stream, _) => "stream",
@@ -187,6 +187,21 @@ impl Action {
         }
     }
 
+    /// The tab a tab action shows.
+    pub fn tab(self) -> Option<Tab> {
+        Some(match self {
+            Action::TabAgents => Tab::Agents,
+            Action::TabPermissions => Tab::Permissions,
+            Action::TabClients => Tab::Clients,
+            Action::TabTraffic => Tab::Traffic,
+            Action::TabSend => Tab::Send,
+            Action::TabDiscover => Tab::Discover,
+            Action::TabLimits => Tab::Limits,
+            Action::TabProfile => Tab::Profile,
+            _ => return None,
+        })
+    }
+
     /// The serde name, as written in the key map.
     pub fn name(self) -> String {
         serde_json::to_value(self)
@@ -196,28 +211,101 @@ impl Action {
     }
 }
 
+/// The eight screens, in tab order. Each is also the key-map section of its
+/// keys ([`Context::Screen`]); the section names are [`Tab::name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tab {
+    /// Registry.
+    Agents,
+    /// Scopes × agents.
+    Permissions,
+    /// Issuer clients and tokens.
+    Clients,
+    /// Live requests.
+    Traffic,
+    /// Send a message.
+    Send,
+    /// Discovery.
+    Discover,
+    /// Rate-limit counters.
+    Limits,
+    /// Profiles.
+    Profile,
+}
+
+impl Tab {
+    /// Every tab, left to right.
+    pub const ALL: [Tab; 8] = [
+        Tab::Agents,
+        Tab::Permissions,
+        Tab::Clients,
+        Tab::Traffic,
+        Tab::Send,
+        Tab::Discover,
+        Tab::Limits,
+        Tab::Profile,
+    ];
+
+    /// Its section name in the key map.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Tab::Agents => "agents",
+            Tab::Permissions => "permissions",
+            Tab::Clients => "clients",
+            Tab::Traffic => "traffic",
+            Tab::Send => "send",
+            Tab::Discover => "discover",
+            Tab::Limits => "limits",
+            Tab::Profile => "profile",
+        }
+    }
+
+    /// The tab's name in the tab bar.
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Clients => "Clients",
+            other => other.heading(),
+        }
+    }
+
+    /// Its heading in the help popup.
+    pub fn heading(self) -> &'static str {
+        match self {
+            Tab::Agents => "Agents",
+            Tab::Permissions => "Permissions",
+            Tab::Clients => "Clients & tokens",
+            Tab::Traffic => "Traffic",
+            Tab::Send => "Send",
+            Tab::Discover => "Discover",
+            Tab::Limits => "Limits",
+            Tab::Profile => "Profile",
+        }
+    }
+
+    /// Its position, from 0.
+    pub fn index(self) -> usize {
+        Tab::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+
+    /// `n:Title`, as in the tab bar.
+    pub fn label(self) -> String {
+        format!("{}:{}", self.index() + 1, self.title())
+    }
+
+    /// The tab `steps` to the right (negative: left), wrapping around.
+    pub fn cycle(self, steps: isize) -> Tab {
+        let n = Tab::ALL.len() as isize;
+        Tab::ALL[(self.index() as isize + steps).rem_euclid(n) as usize]
+    }
+}
+
 /// Where a key is read: a section of the key map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Context {
     /// Every screen (screens fall back to it).
     Global,
-    /// Agents screen.
-    Agents,
-    /// Permissions screen.
-    Permissions,
-    /// Clients & tokens screen.
-    Clients,
-    /// Traffic screen.
-    Traffic,
-    /// Send screen.
-    Send,
-    /// Discover screen.
-    Discover,
-    /// Limits screen.
-    Limits,
-    /// Profile screen.
-    Profile,
+    /// A screen.
+    Screen(Tab),
     /// Any form.
     Form,
     /// A yes/no question.
@@ -236,14 +324,14 @@ impl Context {
     /// Every context, in help order.
     pub const ALL: [Context; 15] = [
         Context::Global,
-        Context::Agents,
-        Context::Permissions,
-        Context::Clients,
-        Context::Traffic,
-        Context::Send,
-        Context::Discover,
-        Context::Limits,
-        Context::Profile,
+        Context::Screen(Tab::Agents),
+        Context::Screen(Tab::Permissions),
+        Context::Screen(Tab::Clients),
+        Context::Screen(Tab::Traffic),
+        Context::Screen(Tab::Send),
+        Context::Screen(Tab::Discover),
+        Context::Screen(Tab::Limits),
+        Context::Screen(Tab::Profile),
         Context::Form,
         Context::Confirm,
         Context::Info,
@@ -252,39 +340,41 @@ impl Context {
         Context::HelpPopup,
     ];
 
+    /// Every section name, in help order.
+    const NAMES: [&'static str; 15] = {
+        let mut names = [""; 15];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = Context::ALL[i].name();
+            i += 1;
+        }
+        names
+    };
+
     /// Whether keys not bound here fall back to [`Context::Global`].
     pub fn falls_back(self) -> bool {
-        !matches!(
-            self,
-            Context::Form
-                | Context::Confirm
-                | Context::Info
-                | Context::Picker
-                | Context::HelpPopup
-                | Context::SyncPlan
-        )
+        matches!(self, Context::Global | Context::Screen(_))
     }
 
     /// The section name in the key map.
-    pub fn name(self) -> String {
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
+    pub const fn name(self) -> &'static str {
+        match self {
+            Context::Global => "global",
+            Context::Screen(tab) => tab.name(),
+            Context::Form => "form",
+            Context::Confirm => "confirm",
+            Context::Info => "info",
+            Context::Picker => "picker",
+            Context::HelpPopup => "help_popup",
+            Context::SyncPlan => "sync_plan",
+        }
     }
 
     /// A heading for the help popup.
     pub fn title(self) -> &'static str {
         match self {
             Context::Global => "Everywhere",
-            Context::Agents => "Agents",
-            Context::Permissions => "Permissions",
-            Context::Clients => "Clients & tokens",
-            Context::Traffic => "Traffic",
-            Context::Send => "Send",
-            Context::Discover => "Discover",
-            Context::Limits => "Limits",
-            Context::Profile => "Profile",
+            Context::Screen(tab) => tab.heading(),
             Context::Form => "Forms",
             Context::Confirm => "Questions",
             Context::Info => "Messages",
@@ -292,5 +382,16 @@ impl Context {
             Context::HelpPopup => "This help",
             Context::SyncPlan => "Sync diffs",
         }
+    }
+}
+
+/// A section name of the key map file.
+impl<'de> Deserialize<'de> for Context {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Context, D::Error> {
+        let name = std::borrow::Cow::<str>::deserialize(d)?;
+        Context::ALL
+            .into_iter()
+            .find(|c| c.name() == name)
+            .ok_or_else(|| serde::de::Error::unknown_variant(&name, &Context::NAMES))
     }
 }

@@ -15,7 +15,7 @@ use super::form::Form;
 use super::keymap::Keymap;
 use super::msg::Request;
 use super::theme::Theme;
-use super::widgets::{centered, truncate, wrap_line, TextInput};
+use super::widgets::{centered, keep_visible, truncate, wrap_line, TextInput};
 
 /// What a form is for; decides what its submit does.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,6 +130,24 @@ pub enum Dialog {
 }
 
 impl Dialog {
+    /// A chooser over `(value, label)` items, on the `current` value (else the first).
+    pub fn picker(
+        title: &str,
+        items: Vec<(String, String)>,
+        current: Option<&str>,
+        pick: Pick,
+    ) -> Dialog {
+        let selected = current
+            .and_then(|c| items.iter().position(|(v, _)| v == c))
+            .unwrap_or(0);
+        Dialog::Picker {
+            title: title.to_owned(),
+            items,
+            selected,
+            pick,
+        }
+    }
+
     /// The key-map section that applies while it is open.
     pub fn context(&self) -> Context {
         match self {
@@ -283,7 +301,7 @@ impl Dialog {
             } => {
                 let h = (items.len() as u16 + 4).min(area.height.saturating_sub(2));
                 let rows = usize::from(h.saturating_sub(4));
-                let offset = super::widgets::keep_visible(0, *selected, rows);
+                let offset = keep_visible(0, *selected, rows);
                 let mut lines: Vec<Line> = items
                     .iter()
                     .enumerate()

@@ -182,8 +182,13 @@ impl Form {
 
     /// A text field's value, trimmed.
     pub fn text(&self, key: &str) -> String {
+        self.raw_text(key).trim().to_owned()
+    }
+
+    /// A text field's value as typed, untrimmed (secrets are taken as they are).
+    pub fn raw_text(&self, key: &str) -> String {
         match self.field(key).map(|f| &f.kind) {
-            Some(FieldKind::Text(t)) => t.value().trim().to_owned(),
+            Some(FieldKind::Text(t)) => t.value().to_owned(),
             _ => String::new(),
         }
     }

@@ -9,9 +9,9 @@ use switchboard_core::registry::{
     BackendAuth, Secret,
 };
 
-use super::app::Model;
 use super::dialog::Purpose;
 use super::form::{Field, Form};
+use super::model::Model;
 use super::msg::Request;
 
 const AUTH_NONE: usize = 0;
@@ -281,16 +281,7 @@ pub fn submit(form: &mut Form, purpose: &Purpose, model: &Model) -> Option<Reque
             } else if model.client(&id).is_some() {
                 form.set_error("id", format!("a client with id {id} already exists"));
             }
-            let scopes: Vec<String> = form
-                .text("scopes")
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
-            for s in &scopes {
-                if let Err(e) = validate_scope(s) {
-                    form.set_error("scopes", e.to_string());
-                }
-            }
+            let scopes = checked_scopes(form);
             (!form.has_errors()).then_some(Request::AddClient { id, scopes })
         }
         Purpose::Mint { client } => {
@@ -313,26 +304,11 @@ pub fn submit(form: &mut Form, purpose: &Purpose, model: &Model) -> Option<Reque
             if client.is_empty() {
                 form.set_error("client", "the app client's id");
             }
-            let secret = match form.fields.iter().find(|f| f.key == "secret") {
-                Some(super::form::Field {
-                    kind: super::form::FieldKind::Text(t),
-                    ..
-                }) => t.value().to_owned(),
-                _ => String::new(),
-            };
+            let secret = form.raw_text("secret");
             if secret.is_empty() {
                 form.set_error("secret", "the app client's secret");
             }
-            let scopes: Vec<String> = form
-                .text("scopes")
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
-            for s in &scopes {
-                if let Err(e) = validate_scope(s) {
-                    form.set_error("scopes", e.to_string());
-                }
-            }
+            let scopes = checked_scopes(form);
             (!form.has_errors()).then(|| Request::MintRemote {
                 client,
                 secret: Secret::new(secret),
@@ -365,13 +341,7 @@ fn secret_of(form: &Form) -> Option<(String, Secret)> {
     if form.choice("auth") == AUTH_NONE {
         return None;
     }
-    let value = match form.fields.iter().find(|f| f.key == "secret_value") {
-        Some(super::form::Field {
-            kind: super::form::FieldKind::Text(t),
-            ..
-        }) => t.value().to_owned(),
-        _ => String::new(),
-    };
+    let value = form.raw_text("secret_value");
     (!value.is_empty()).then(|| (form.text("secret"), Secret::new(value)))
 }
 
@@ -440,14 +410,30 @@ fn agent_record(
                 token_url,
                 client_id,
                 secret,
-                scopes: form
-                    .text("scopes")
-                    .split_whitespace()
-                    .map(str::to_owned)
-                    .collect(),
+                scopes: words(form, "scopes"),
             }
         }
         _ => BackendAuth::None,
     };
     (!form.has_errors()).then_some(record)
+}
+
+/// The space-separated words of a text field.
+fn words(form: &Form, key: &str) -> Vec<String> {
+    form.text(key)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The scopes typed in the `scopes` field, each checked; what is wrong is
+/// marked on the field.
+fn checked_scopes(form: &mut Form) -> Vec<String> {
+    let scopes = words(form, "scopes");
+    for s in &scopes {
+        if let Err(e) = validate_scope(s) {
+            form.set_error("scopes", e.to_string());
+        }
+    }
+    scopes
 }

@@ -352,6 +352,7 @@ pub fn markdown(keymap: &Keymap) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::console::action::Tab;
     use pretty_assertions::assert_eq;
 
     fn key(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
@@ -418,23 +419,26 @@ mod tests {
         let map = Keymap::defaults();
         let none = KeyModifiers::NONE;
         assert_eq!(
-            map.action(Context::Agents, &key(KeyCode::Char('a'), none)),
+            map.action(Context::Screen(Tab::Agents), &key(KeyCode::Char('a'), none)),
             Some(Action::Add)
         );
         assert_eq!(
-            map.action(Context::Agents, &key(KeyCode::Char('q'), none)),
+            map.action(Context::Screen(Tab::Agents), &key(KeyCode::Char('q'), none)),
             Some(Action::Quit)
         );
         // Shift folds into the character; shift-tab is its own key.
         assert_eq!(
             map.action(
-                Context::Agents,
+                Context::Screen(Tab::Agents),
                 &key(KeyCode::Char('G'), KeyModifiers::SHIFT)
             ),
             Some(Action::Bottom)
         );
         assert_eq!(
-            map.action(Context::Agents, &key(KeyCode::Tab, KeyModifiers::SHIFT)),
+            map.action(
+                Context::Screen(Tab::Agents),
+                &key(KeyCode::Tab, KeyModifiers::SHIFT)
+            ),
             Some(Action::PrevTab)
         );
         // Dialogs do not fall back: `q` in a form is a letter, not quit.
@@ -458,22 +462,22 @@ mod tests {
             .unwrap();
         let none = KeyModifiers::NONE;
         assert_eq!(
-            map.action(Context::Agents, &key(KeyCode::Char('n'), none)),
+            map.action(Context::Screen(Tab::Agents), &key(KeyCode::Char('n'), none)),
             Some(Action::Add)
         );
         assert_eq!(
-            map.action(Context::Agents, &key(KeyCode::Char('a'), none)),
+            map.action(Context::Screen(Tab::Agents), &key(KeyCode::Char('a'), none)),
             None
         );
         assert_eq!(
             map.action(
-                Context::Agents,
+                Context::Screen(Tab::Agents),
                 &key(KeyCode::Char('q'), KeyModifiers::CONTROL)
             ),
             Some(Action::Quit)
         );
         assert_eq!(
-            map.first_key(Context::Agents, Action::Add)
+            map.first_key(Context::Screen(Tab::Agents), Action::Add)
                 .map(|k| k.to_string()),
             Some("n".to_owned())
         );
@@ -502,7 +506,7 @@ mod tests {
             )
         );
         assert_eq!(
-            map.first_key(Context::Agents, Action::Add)
+            map.first_key(Context::Screen(Tab::Agents), Action::Add)
                 .unwrap()
                 .to_string(),
             "e"

@@ -11,14 +11,25 @@
 //! active; switching to an AWS profile (on the Profile screen, or with
 //! `--profile`) points the registry screens at that profile's stores (see
 //! [`worker`]).
+//!
+//! Where things are: [`model`] holds what the core reported, [`screen`] the
+//! trait every screen implements and what it is given, [`screens`] one file
+//! per screen, [`chrome`] the header, tab bar, status line and footer,
+//! [`app`] the dispatch of keys and core events, [`dialog`] and [`form`]
+//! the modal dialogs, [`widgets`] what screens and dialogs draw with, and
+//! [`action`] with [`keymap`] the vocabulary of keys. Screens depend on the
+//! model, the screen trait and the widgets, never on the app.
 
 pub mod action;
 pub mod app;
+pub mod chrome;
 pub mod dialog;
 pub mod form;
 pub mod forms;
 pub mod keymap;
+pub mod model;
 pub mod msg;
+pub mod screen;
 pub mod screens;
 pub mod theme;
 pub mod widgets;
@@ -29,7 +40,7 @@ mod tests;
 
 use std::io::{IsTerminal, Stdout, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -51,8 +62,9 @@ use switchboard_core::GatewayConfig;
 use switchboard_emulator::stack::{LocalStack, StackOptions};
 use tokio::sync::{mpsc, Notify};
 
-use app::{App, Model, StackView, Status};
+use app::App;
 use keymap::Keymap;
+use model::{Model, StackView, Status};
 use theme::Theme;
 
 /// The log file inside the data directory.
@@ -91,7 +103,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.data_dir)
         .with_context(|| format!("creating {}", opts.data_dir.display()))?;
     let log_file = opts.data_dir.join(LOG_FILE);
-    init_file_logging(&log_file)?;
+    crate::logging::init_file(&log_file)?;
     tracing::info!(data_dir = %opts.data_dir.display(), "console starting");
 
     let stack = LocalStack::start(StackOptions {
@@ -173,27 +185,6 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     tracing::info!("console closing");
     stack.shutdown().await;
     result
-}
-
-fn init_file_logging(path: &Path) -> anyhow::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let file = opts
-        .open(path)
-        .with_context(|| format!("opening the log file {}", path.display()))?;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_writer(std::sync::Mutex::new(file))
-        .try_init();
-    Ok(())
 }
 
 /// Restores the terminal when dropped, whatever happened.

@@ -185,11 +185,22 @@ impl Request {
             Request::ApplySync { to, plan } => format!(
                 "make {}'s agents and permissions exactly local's ({})",
                 to.name,
-                super::app::sync_summary(plan)
+                sync_summary(plan)
             ),
             other => format!("{other:?}"),
         }
     }
+}
+
+/// A plan in a few words: `3 agent changes, 2 scope changes, 0 secret values copied`.
+pub fn sync_summary(plan: &SyncPlan) -> String {
+    let c = plan.counts();
+    format!(
+        "{} agent changes, {} scope changes, {} secret values copied",
+        plan.agents.len(),
+        plan.permissions.len(),
+        c.secrets_copied
+    )
 }
 
 /// One message to send.

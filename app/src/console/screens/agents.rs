@@ -8,14 +8,14 @@ use ratatui::widgets::{Cell, Paragraph, Row, Widget, Wrap};
 use serde_json::Value;
 use switchboard_core::registry::AgentRecord;
 
-use super::{empty_note, kv, pane, table, ListState};
-use crate::console::action::{Action, Context};
-use crate::console::app::{Cx, Model, Screen, View};
+use crate::console::action::{Action, Tab};
 use crate::console::dialog::{Dialog, Purpose};
 use crate::console::forms;
+use crate::console::model::Model;
 use crate::console::msg::{Health, Request};
+use crate::console::screen::{Cx, Screen, View};
 use crate::console::theme::Theme;
-use crate::console::widgets::{fmt_latency, truncate};
+use crate::console::widgets::{empty_note, fmt_latency, framed, kv, truncate, ListState};
 
 /// The Agents screen.
 #[derive(Debug, Default)]
@@ -37,8 +37,8 @@ impl AgentsScreen {
 }
 
 impl Screen for AgentsScreen {
-    fn context(&self) -> Context {
-        Context::Agents
+    fn tab(&self) -> Tab {
+        Tab::Agents
     }
 
     fn perform(&mut self, action: Action, cx: &mut Cx<'_>) {
@@ -94,9 +94,7 @@ impl Screen for AgentsScreen {
         } else {
             format!("Agents ({})", model.agents.len())
         };
-        let block = pane(title, true, theme);
-        let inner = block.inner(top);
-        block.render(top, buf);
+        let inner = framed(top, buf, title, true, theme);
         if model.agents.is_empty() {
             empty_note(
                 inner,
@@ -105,23 +103,20 @@ impl Screen for AgentsScreen {
                 "no agents yet: press a to add one by URL",
             );
         } else {
-            table(
+            self.list.table(
                 inner,
                 buf,
                 theme,
-                &self.list,
-                &["ID", "NAME", "ON", "HEALTH", "LIMIT", "REQ/MIN", "LATENCY"],
                 &[
-                    Constraint::Fill(2),
-                    Constraint::Fill(3),
-                    Constraint::Length(3),
-                    Constraint::Length(7),
-                    Constraint::Length(7),
-                    Constraint::Length(7),
-                    Constraint::Length(8),
+                    ("ID", Constraint::Fill(2)),
+                    ("NAME", Constraint::Fill(3)),
+                    ("ON", Constraint::Length(3)),
+                    ("HEALTH", Constraint::Length(7)),
+                    ("LIMIT", Constraint::Length(7)),
+                    ("REQ/MIN", Constraint::Length(7)),
+                    ("LATENCY", Constraint::Length(8)),
                 ],
                 model.agents.len(),
-                true,
                 |i| {
                     let a = &model.agents[i];
                     let (health, hstyle) = match model.health.get(&a.id) {
@@ -162,9 +157,7 @@ impl Screen for AgentsScreen {
                 },
             );
         }
-        let detail = pane("Agent", false, theme);
-        let inner = detail.inner(bottom);
-        detail.render(bottom, buf);
+        let inner = framed(bottom, buf, "Agent", false, theme);
         match self.selected(model) {
             Some(a) => {
                 let lines = detail_lines(a, model, theme, inner.width);
@@ -191,11 +184,7 @@ impl Screen for AgentsScreen {
     }
 
     fn click(&mut self, x: u16, y: u16, cx: &mut Cx<'_>) {
-        if let Some(i) = self.list.row_at(x, y) {
-            if i < cx.model.agents.len() {
-                self.list.selected = i;
-            }
-        }
+        self.list.click(x, y, cx.model.agents.len());
     }
 }
 

@@ -15,13 +15,14 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell as TableCell, Paragraph, Row, Widget, Wrap};
 
-use super::{empty_note, pane, table, ListState};
-use crate::console::action::{Action, Context};
-use crate::console::app::{Cx, Model, Screen, View};
+use crate::console::action::{Action, Tab};
 use crate::console::dialog::{Dialog, Purpose};
 use crate::console::forms;
+use crate::console::model::Model;
 use crate::console::msg::{Inspection, Minted, Request};
+use crate::console::screen::{Cx, Screen, View};
 use crate::console::theme::Theme;
+use crate::console::widgets::{empty_note, framed, ListState};
 
 /// What the right-hand pane shows.
 #[derive(Debug, Default)]
@@ -65,13 +66,14 @@ impl ClientsScreen {
 }
 
 impl Screen for ClientsScreen {
-    fn context(&self) -> Context {
-        Context::Clients
+    fn tab(&self) -> Tab {
+        Tab::Clients
     }
 
     fn perform(&mut self, action: Action, cx: &mut Cx<'_>) {
         let model = cx.model;
         if matches!(action, Action::PageDown | Action::PageUp) {
+            // Paging scrolls the token pane; the list moves a row at a time.
             let s = self.scroll.get();
             self.scroll.set(if action == Action::PageDown {
                 s.saturating_add(10)
@@ -154,9 +156,7 @@ impl Screen for ClientsScreen {
         } else {
             format!("Clients ({})", model.clients.len())
         };
-        let block = pane(title, true, theme);
-        let inner = block.inner(left);
-        block.render(left, buf);
+        let inner = framed(left, buf, title, true, theme);
         if let Some(aws) = model.profile.aws() {
             let lines = vec![
                 Line::from(Span::styled(
@@ -181,15 +181,15 @@ impl Screen for ClientsScreen {
         } else if model.clients.is_empty() {
             empty_note(inner, buf, theme, "no clients: press a to add one");
         } else {
-            table(
+            self.list.table(
                 inner,
                 buf,
                 theme,
-                &self.list,
-                &["CLIENT", "SCOPES"],
-                &[Constraint::Fill(1), Constraint::Length(9)],
+                &[
+                    ("CLIENT", Constraint::Fill(1)),
+                    ("SCOPES", Constraint::Length(9)),
+                ],
                 model.clients.len(),
-                true,
                 |i| {
                     let c = &model.clients[i];
                     Row::new(vec![
@@ -204,9 +204,7 @@ impl Screen for ClientsScreen {
             Pane::Inspected(_) => "Token inspection",
             Pane::Empty => "Tokens",
         };
-        let block = pane(title, false, theme);
-        let inner = block.inner(right);
-        block.render(right, buf);
+        let inner = framed(right, buf, title, false, theme);
         let lines = match &self.pane {
             Pane::Empty => {
                 let sel = model.clients.get(self.list.selected);
@@ -261,11 +259,7 @@ impl Screen for ClientsScreen {
     }
 
     fn click(&mut self, x: u16, y: u16, cx: &mut Cx<'_>) {
-        if let Some(i) = self.list.row_at(x, y) {
-            if i < cx.model.clients.len() {
-                self.list.selected = i;
-            }
-        }
+        self.list.click(x, y, cx.model.clients.len());
     }
 }
 

@@ -3,20 +3,19 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Row, Widget};
+use ratatui::widgets::{Cell, Row};
 
-use super::{empty_note, pane, table, ListState};
-use crate::console::action::{Action, Context};
-use crate::console::app::{Cx, Model, Screen, View};
+use crate::console::action::{Action, Tab};
 use crate::console::keymap::Keymap;
+use crate::console::model::Model;
 use crate::console::msg::{Discovered, Request};
-use crate::console::widgets::{truncate, TextInput};
+use crate::console::screen::{Cx, Screen, View};
+use crate::console::widgets::{empty_note, framed, truncate, InputLine, ListState};
 
 /// The Discover screen.
 #[derive(Debug, Default)]
 pub struct DiscoverScreen {
-    input: TextInput,
-    editing: bool,
+    query: InputLine,
     results: Option<Result<Discovered, String>>,
     searching: bool,
     list: ListState,
@@ -38,34 +37,23 @@ impl DiscoverScreen {
 }
 
 impl Screen for DiscoverScreen {
-    fn context(&self) -> Context {
-        Context::Discover
+    fn tab(&self) -> Tab {
+        Tab::Discover
     }
 
     fn handle_key(&mut self, key: &crossterm::event::KeyEvent, keymap: &Keymap) -> Option<Action> {
-        if !self.editing {
-            return keymap.action(Context::Discover, key);
-        }
-        match keymap.action(Context::Form, key) {
-            Some(Action::Submit) => {
-                self.editing = false;
-                return Some(Action::Select);
-            }
-            Some(Action::Cancel) => self.editing = false,
-            _ => {
-                self.input.handle_key(key);
-            }
-        }
-        None
+        // Submitting the query ranks it.
+        self.query
+            .handle_key(key, keymap, self.context(), Some(Action::Select))
     }
 
     fn paste(&mut self, text: &str) -> bool {
-        self.input.insert(text);
+        self.query.paste(text);
         true
     }
 
     fn editing(&self) -> bool {
-        self.editing
+        self.query.is_editing()
     }
 
     fn perform(&mut self, action: Action, cx: &mut Cx<'_>) {
@@ -85,9 +73,9 @@ impl Screen for DiscoverScreen {
             return;
         }
         match action {
-            Action::Compose => self.editing = true,
+            Action::Compose => self.query.start_editing(),
             Action::Select => {
-                let query = self.input.value().trim().to_owned();
+                let query = self.query.value().trim().to_owned();
                 if query.is_empty() {
                     cx.error("type a query first (/)");
                 } else {
@@ -101,9 +89,7 @@ impl Screen for DiscoverScreen {
 
     fn render(&self, area: Rect, buf: &mut Buffer, view: &View<'_>) {
         let theme = view.theme;
-        let block = pane("Discover", true, theme);
-        let inner = block.inner(area);
-        block.render(area, buf);
+        let inner = framed(area, buf, "Discover", true, theme);
         if !view.model.discovery {
             empty_note(
                 inner,
@@ -119,27 +105,13 @@ impl Screen for DiscoverScreen {
             Constraint::Fill(1),
         ])
         .areas(inner);
-        let mut spans = vec![Span::styled(
+        let query = self.query.line(
             "query ",
-            if self.editing {
-                theme.focus()
-            } else {
-                theme.dim()
-            },
-        )];
-        if self.input.value().is_empty() && !self.editing {
-            spans.push(Span::styled(
-                "(/ to type what you need, enter to rank)",
-                theme.dim(),
-            ));
-        } else {
-            spans.extend(
-                self.input
-                    .line(q.width.saturating_sub(6), self.editing, theme)
-                    .spans,
-            );
-        }
-        buf.set_line(q.x, q.y, &Line::from(spans), q.width);
+            "(/ to type what you need, enter to rank)",
+            q.width,
+            theme,
+        );
+        buf.set_line(q.x, q.y, &query, q.width);
         if let Some(Ok(d)) = &self.results {
             let w = usize::from(how.width);
             let head = match (&d.mode[..], &d.model) {
@@ -171,21 +143,18 @@ impl Screen for DiscoverScreen {
                 );
             }
             Some(Ok(d)) if d.hits.is_empty() => empty_note(body, buf, theme, "no agent matches"),
-            Some(Ok(d)) => table(
+            Some(Ok(d)) => self.list.table(
                 body,
                 buf,
                 theme,
-                &self.list,
-                &["#", "SCORE", "AGENT", "NAME", "MATCHED SKILLS"],
                 &[
-                    Constraint::Length(3),
-                    Constraint::Length(6),
-                    Constraint::Fill(2),
-                    Constraint::Fill(2),
-                    Constraint::Fill(3),
+                    ("#", Constraint::Length(3)),
+                    ("SCORE", Constraint::Length(6)),
+                    ("AGENT", Constraint::Fill(2)),
+                    ("NAME", Constraint::Fill(2)),
+                    ("MATCHED SKILLS", Constraint::Fill(3)),
                 ],
                 d.hits.len(),
-                true,
                 |i| {
                     let h = &d.hits[i];
                     let mut id = h.agent.clone();

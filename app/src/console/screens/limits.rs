@@ -4,14 +4,15 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Span;
-use ratatui::widgets::{Cell, Row, Widget};
+use ratatui::widgets::{Cell, Row};
 use switchboard_core::ratelimit::{reset_in, window_of};
 use switchboard_core::registry::CounterEntry;
 
-use super::{empty_note, pane, table, ListState};
-use crate::console::action::{Action, Context};
-use crate::console::app::{unix, Cx, Model, Screen, View};
+use crate::console::action::{Action, Tab};
+use crate::console::model::{unix, Model};
 use crate::console::msg::Request;
+use crate::console::screen::{Cx, Screen, View};
+use crate::console::widgets::{empty_note, framed, ListState};
 
 /// The Limits screen.
 #[derive(Debug, Default)]
@@ -34,8 +35,8 @@ fn current(model: &Model, now: std::time::SystemTime) -> Vec<&CounterEntry> {
 }
 
 impl Screen for LimitsScreen {
-    fn context(&self) -> Context {
-        Context::Limits
+    fn tab(&self) -> Tab {
+        Tab::Limits
     }
 
     fn perform(&mut self, action: Action, cx: &mut Cx<'_>) {
@@ -52,7 +53,9 @@ impl Screen for LimitsScreen {
         let theme = view.theme;
         let model = view.model;
         let rows = current(model, view.now);
-        let block = pane(
+        let inner = framed(
+            area,
+            buf,
             format!(
                 "Limits: this minute, resets in {} s",
                 reset_in(unix(view.now))
@@ -60,27 +63,22 @@ impl Screen for LimitsScreen {
             true,
             theme,
         );
-        let inner = block.inner(area);
-        block.render(area, buf);
         if rows.is_empty() {
             empty_note(inner, buf, theme, "no requests counted this minute");
             return;
         }
-        table(
+        self.list.table(
             inner,
             buf,
             theme,
-            &self.list,
-            &["CLIENT", "AGENT", "COUNT", "LIMIT", "USED"],
             &[
-                Constraint::Fill(2),
-                Constraint::Fill(2),
-                Constraint::Length(6),
-                Constraint::Length(6),
-                Constraint::Fill(3),
+                ("CLIENT", Constraint::Fill(2)),
+                ("AGENT", Constraint::Fill(2)),
+                ("COUNT", Constraint::Length(6)),
+                ("LIMIT", Constraint::Length(6)),
+                ("USED", Constraint::Fill(3)),
             ],
             rows.len(),
-            true,
             |i| {
                 let c = rows[i];
                 let limit = model

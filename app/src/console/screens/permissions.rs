@@ -4,16 +4,15 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Widget;
 use switchboard_core::auth::scopes::ALL_AGENTS;
 
-use super::{empty_note, pane};
-use crate::console::action::{Action, Context};
-use crate::console::app::{Cx, Model, Screen, View};
+use crate::console::action::{Action, Tab};
 use crate::console::dialog::{Dialog, Purpose};
 use crate::console::forms;
+use crate::console::model::Model;
 use crate::console::msg::Request;
-use crate::console::widgets::{keep_visible, truncate};
+use crate::console::screen::{Cx, Screen, View};
+use crate::console::widgets::{empty_note, framed, keep_visible, moved, truncate};
 
 /// The Permissions screen.
 #[derive(Debug, Default)]
@@ -23,6 +22,9 @@ pub struct PermissionsScreen {
     row_offset: std::cell::Cell<usize>,
     col_offset: std::cell::Cell<usize>,
 }
+
+/// Scopes a page key moves by.
+const PAGE: usize = 10;
 
 /// A cell of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,23 +65,22 @@ impl PermissionsScreen {
 }
 
 impl Screen for PermissionsScreen {
-    fn context(&self) -> Context {
-        Context::Permissions
+    fn tab(&self) -> Tab {
+        Tab::Permissions
     }
 
     fn perform(&mut self, action: Action, cx: &mut Cx<'_>) {
         let model = cx.model;
         let rows = model.permissions.len();
         let cols = columns(model);
+        let last = rows.saturating_sub(1);
+        if let Some(row) = moved(self.row, action, last, PAGE) {
+            self.row = row.min(last);
+            return;
+        }
         match action {
-            Action::Up => self.row = self.row.saturating_sub(1),
-            Action::Down => self.row = (self.row + 1).min(rows.saturating_sub(1)),
             Action::Left => self.col = self.col.saturating_sub(1),
             Action::Right => self.col = (self.col + 1).min(cols.len().saturating_sub(1)),
-            Action::Top => self.row = 0,
-            Action::Bottom => self.row = rows.saturating_sub(1),
-            Action::PageUp => self.row = self.row.saturating_sub(10),
-            Action::PageDown => self.row = (self.row + 10).min(rows.saturating_sub(1)),
             Action::ToggleGrant | Action::Grant | Action::Revoke | Action::Select => {
                 let Some((scope, agent)) = self.cell(model) else {
                     cx.error("no scope yet: press n to grant a new scope to an agent");
@@ -119,13 +120,15 @@ impl Screen for PermissionsScreen {
             Action::Refresh => cx.request(Request::Reload),
             _ => {}
         }
-        self.row = self.row.min(rows.saturating_sub(1));
+        self.row = self.row.min(last);
     }
 
     fn render(&self, area: Rect, buf: &mut Buffer, view: &View<'_>) {
         let model = view.model;
         let theme = view.theme;
-        let block = pane(
+        let inner = framed(
+            area,
+            buf,
             format!(
                 "Permissions: {} scopes × {} agents",
                 model.permissions.len(),
@@ -134,8 +137,6 @@ impl Screen for PermissionsScreen {
             true,
             theme,
         );
-        let inner = block.inner(area);
-        block.render(area, buf);
         let [grid, legend] =
             Layout::vertical([Constraint::Fill(1), Constraint::Length(1)]).areas(inner);
         buf.set_line(

@@ -16,11 +16,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Widget, Wrap};
 use switchboard_core::profile::{Profile, ProfileKind};
 
-use super::{kv, pane, table, ListState};
-use crate::console::action::{Action, Context};
-use crate::console::app::{Cx, Model, Screen, View};
+use crate::console::action::{Action, Tab};
+use crate::console::model::Model;
 use crate::console::msg::Request;
+use crate::console::screen::{Cx, Screen, View};
 use crate::console::theme::Theme;
+use crate::console::widgets::{framed, kv, ListState};
 
 /// The Profile screen.
 #[derive(Debug, Default)]
@@ -37,8 +38,8 @@ impl ProfileScreen {
 }
 
 impl Screen for ProfileScreen {
-    fn context(&self) -> Context {
-        Context::Profile
+    fn tab(&self) -> Tab {
+        Tab::Profile
     }
 
     fn perform(&mut self, action: Action, cx: &mut Cx<'_>) {
@@ -92,23 +93,18 @@ impl Screen for ProfileScreen {
             Constraint::Fill(1),
         ])
         .areas(area);
-        let block = pane("Profiles", true, theme);
-        let inner = block.inner(top);
-        block.render(top, buf);
-        table(
+        let inner = framed(top, buf, "Profiles", true, theme);
+        self.list.table(
             inner,
             buf,
             theme,
-            &self.list,
-            &["", "NAME", "KIND", "PRODUCTION"],
             &[
-                Constraint::Length(2),
-                Constraint::Fill(2),
-                Constraint::Fill(3),
-                Constraint::Length(11),
+                ("", Constraint::Length(2)),
+                ("NAME", Constraint::Fill(2)),
+                ("KIND", Constraint::Fill(3)),
+                ("PRODUCTION", Constraint::Length(11)),
             ],
             model.profiles.len(),
-            true,
             |i| {
                 let p = &model.profiles[i];
                 let mark = if p.name == model.profile.name {
@@ -137,9 +133,13 @@ impl Screen for ProfileScreen {
                 ])
             },
         );
-        let block = pane(format!("Active: {}", model.profile.name), false, theme);
-        let inner = block.inner(bottom);
-        block.render(bottom, buf);
+        let inner = framed(
+            bottom,
+            buf,
+            format!("Active: {}", model.profile.name),
+            false,
+            theme,
+        );
         let mut lines = active_lines(model, theme);
         lines.push(Line::from(""));
         lines.extend(self.selection_lines(view));
@@ -160,11 +160,7 @@ impl Screen for ProfileScreen {
     }
 
     fn click(&mut self, x: u16, y: u16, cx: &mut Cx<'_>) {
-        if let Some(i) = self.list.row_at(x, y) {
-            if i < cx.model.profiles.len() {
-                self.list.selected = i;
-            }
-        }
+        self.list.click(x, y, cx.model.profiles.len());
     }
 }
 
@@ -174,7 +170,7 @@ impl ProfileScreen {
         let (model, theme) = (view.model, view.theme);
         let key = |a: Action| {
             view.keymap
-                .first_key(Context::Profile, a)
+                .first_key(self.context(), a)
                 .map(|k| k.to_string())
                 .unwrap_or_else(|| a.name())
         };

@@ -4,17 +4,17 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Row, Widget};
+use ratatui::widgets::{Cell, Row};
 use serde_json::Value;
 
-use super::{empty_note, pane, table, ListState};
-use crate::console::action::{Action, Context};
-use crate::console::app::{Cx, Model, Screen, View};
+use crate::console::action::{Action, Tab};
 use crate::console::dialog::{Dialog, Pick};
 use crate::console::keymap::Keymap;
+use crate::console::model::Model;
 use crate::console::msg::{Request, SendRequest, SendUpdate};
+use crate::console::screen::{Cx, Screen, View};
 use crate::console::theme::Theme;
-use crate::console::widgets::{truncate, TextInput, TextView};
+use crate::console::widgets::{empty_note, framed, truncate, InputLine, ListState, TextView};
 
 /// One send and what came back.
 #[derive(Debug)]
@@ -52,8 +52,7 @@ pub struct SendScreen {
     pub agent: Option<String>,
     /// Client to send as.
     pub client: Option<String>,
-    input: TextInput,
-    editing: bool,
+    message: InputLine,
     session: Option<Session>,
     list: ListState,
     /// Follow the newest event.
@@ -247,7 +246,7 @@ impl SendScreen {
             cx.error("choose a client first (c)");
             return;
         };
-        let text = self.input.value().trim().to_owned();
+        let text = self.message.value().trim().to_owned();
         if text.is_empty() {
             cx.error("write a message first (i)");
             return;
@@ -286,30 +285,22 @@ impl SendScreen {
 }
 
 impl Screen for SendScreen {
-    fn context(&self) -> Context {
-        Context::Send
+    fn tab(&self) -> Tab {
+        Tab::Send
     }
 
     fn handle_key(&mut self, key: &crossterm::event::KeyEvent, keymap: &Keymap) -> Option<Action> {
-        if !self.editing {
-            return keymap.action(Context::Send, key);
-        }
-        match keymap.action(Context::Form, key) {
-            Some(Action::Submit) | Some(Action::Cancel) => self.editing = false,
-            _ => {
-                self.input.handle_key(key);
-            }
-        }
-        None
+        // Submitting the message only ends the editing: s or t sends it.
+        self.message.handle_key(key, keymap, self.context(), None)
     }
 
     fn paste(&mut self, text: &str) -> bool {
-        self.input.insert(text);
+        self.message.paste(text);
         true
     }
 
     fn editing(&self) -> bool {
-        self.editing
+        self.message.is_editing()
     }
 
     fn perform(&mut self, action: Action, cx: &mut Cx<'_>) {
@@ -321,7 +312,7 @@ impl Screen for SendScreen {
             return;
         }
         match action {
-            Action::Compose => self.editing = true,
+            Action::Compose => self.message.start_editing(),
             Action::Send => self.start(false, cx),
             Action::Stream => self.start(true, cx),
             Action::PickAgent => {
@@ -333,17 +324,12 @@ impl Screen for SendScreen {
                         (a.id.clone(), format!("{:<12} {}{off}", a.id, a.name))
                     })
                     .collect();
-                let selected = self
-                    .agent
-                    .as_ref()
-                    .and_then(|a| items.iter().position(|(v, _)| v == a))
-                    .unwrap_or(0);
-                cx.dialog(Dialog::Picker {
-                    title: "Send to agent".into(),
+                cx.dialog(Dialog::picker(
+                    "Send to agent",
                     items,
-                    selected,
-                    pick: Pick::Agent,
-                });
+                    self.agent.as_deref(),
+                    Pick::Agent,
+                ));
             }
             Action::PickClient => {
                 let items: Vec<(String, String)> = model
@@ -356,17 +342,12 @@ impl Screen for SendScreen {
                         )
                     })
                     .collect();
-                let selected = self
-                    .client
-                    .as_ref()
-                    .and_then(|c| items.iter().position(|(v, _)| v == c))
-                    .unwrap_or(0);
-                cx.dialog(Dialog::Picker {
-                    title: "Send as client".into(),
+                cx.dialog(Dialog::picker(
+                    "Send as client",
                     items,
-                    selected,
-                    pick: Pick::Client,
-                });
+                    self.client.as_deref(),
+                    Pick::Client,
+                ));
             }
             Action::CancelTask => match &self.session {
                 Some(s) if s.running || s.state.as_deref().is_some_and(|st| !terminal(st)) => {
@@ -414,9 +395,8 @@ impl Screen for SendScreen {
                 model.stack.gateway_url, model.profile.name
             )
         };
-        let block = pane(title, !self.editing, theme);
-        let inner = block.inner(head);
-        block.render(head, buf);
+        let editing = self.message.is_editing();
+        let inner = framed(head, buf, title, !editing, theme);
         let agent = match &self.agent {
             Some(a) => {
                 let name = model
@@ -439,25 +419,10 @@ impl Screen for SendScreen {
         l1.push(Span::styled("    as client  ", theme.dim()));
         l1.extend(client);
         buf.set_line(inner.x, inner.y, &Line::from(l1), inner.width);
-        let label = Span::styled(
-            "message ",
-            if self.editing {
-                theme.focus()
-            } else {
-                theme.dim()
-            },
-        );
-        let mut l2 = vec![label];
-        if self.input.value().is_empty() && !self.editing {
-            l2.push(Span::styled("(i to write)", theme.dim()));
-        } else {
-            l2.extend(
-                self.input
-                    .line(inner.width.saturating_sub(8), self.editing, theme)
-                    .spans,
-            );
-        }
-        buf.set_line(inner.x, inner.y + 1, &Line::from(l2), inner.width);
+        let message = self
+            .message
+            .line("message ", "(i to write)", inner.width, theme);
+        buf.set_line(inner.x, inner.y + 1, &message, inner.width);
         buf.set_line(
             inner.x,
             inner.y + 2,
@@ -500,9 +465,7 @@ impl Screen for SendScreen {
         let [left, right] =
             Layout::horizontal([Constraint::Percentage(42), Constraint::Fill(1)]).areas(body);
         let n = self.session.as_ref().map(|s| s.events.len()).unwrap_or(0);
-        let block = pane(format!("Events ({n})"), !self.editing, theme);
-        let inner = block.inner(left);
-        block.render(left, buf);
+        let inner = framed(left, buf, format!("Events ({n})"), !editing, theme);
         match &self.session {
             None => empty_note(inner, buf, theme, "s sends, t streams"),
             Some(s) if s.events.is_empty() => empty_note(
@@ -515,19 +478,16 @@ impl Screen for SendScreen {
                     "no events"
                 },
             ),
-            Some(s) => table(
+            Some(s) => self.list.table(
                 inner,
                 buf,
                 theme,
-                &self.list,
-                &["#", "KIND", "SUMMARY"],
                 &[
-                    Constraint::Length(3),
-                    Constraint::Length(14),
-                    Constraint::Fill(1),
+                    ("#", Constraint::Length(3)),
+                    ("KIND", Constraint::Length(14)),
+                    ("SUMMARY", Constraint::Fill(1)),
                 ],
                 s.events.len(),
-                true,
                 |i| {
                     let (kind, summary, _, _) = describe(&s.events[i]);
                     let style = if kind == "error" {
@@ -543,9 +503,7 @@ impl Screen for SendScreen {
                 },
             ),
         }
-        let block = pane("Event JSON", false, theme);
-        let inner = block.inner(right);
-        block.render(right, buf);
+        let inner = framed(right, buf, "Event JSON", false, theme);
         self.view.render(inner, buf, theme);
     }
 

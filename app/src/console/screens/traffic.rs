@@ -11,10 +11,12 @@ use ratatui::text::Span;
 use ratatui::widgets::{Cell, Row, Widget};
 use switchboard_core::TrafficEvent;
 
-use super::{empty_note, pane, table, ListState};
-use crate::console::action::{Action, Context};
-use crate::console::app::{Cx, Model, Screen, View};
-use crate::console::widgets::{fmt_latency, fmt_time, TextView};
+use crate::console::action::{Action, Tab};
+use crate::console::model::Model;
+use crate::console::screen::{Cx, Screen, View};
+use crate::console::widgets::{
+    empty_note, fmt_latency, fmt_time, framed, pane, ListState, TextView,
+};
 
 /// Most requests kept.
 pub const MAX_ROWS: usize = 10_000;
@@ -403,19 +405,16 @@ impl TrafficScreen {
 }
 
 impl Screen for TrafficScreen {
-    fn context(&self) -> Context {
-        Context::Traffic
+    fn tab(&self) -> Tab {
+        Tab::Traffic
     }
 
     fn perform(&mut self, action: Action, cx: &mut Cx<'_>) {
         if let Some(d) = self.detail.as_mut() {
+            if d.view.navigate(action) {
+                return;
+            }
             match action {
-                Action::Up => return d.view.scroll_by(-1),
-                Action::Down => return d.view.scroll_by(1),
-                Action::PageUp => return d.view.scroll_by(-d.view.page()),
-                Action::PageDown => return d.view.scroll_by(d.view.page()),
-                Action::Top => return d.view.top(),
-                Action::Bottom => return d.view.bottom(),
                 Action::Back | Action::Select => {
                     self.detail = None;
                     return;
@@ -499,13 +498,13 @@ impl Screen for TrafficScreen {
         } else {
             "Local gateway traffic"
         };
-        let block = pane(
+        let inner = framed(
+            list_area,
+            buf,
             format!("{what}: {}", self.status_line()),
             self.detail.is_none(),
             theme,
         );
-        let inner = block.inner(list_area);
-        block.render(list_area, buf);
         let len = self.shown_len();
         if len == 0 {
             let note = if self.rows.is_empty() {
@@ -515,29 +514,19 @@ impl Screen for TrafficScreen {
             };
             empty_note(inner, buf, theme, note);
         } else {
-            table(
+            self.list.table(
                 inner,
                 buf,
                 theme,
-                &self.list,
                 &[
-                    "TIME (UTC)",
-                    "CLIENT",
-                    "AGENT",
-                    "METHOD",
-                    "STATUS",
-                    "LATENCY",
-                ],
-                &[
-                    Constraint::Length(12),
-                    Constraint::Fill(2),
-                    Constraint::Fill(2),
-                    Constraint::Fill(3),
-                    Constraint::Length(6),
-                    Constraint::Length(8),
+                    ("TIME (UTC)", Constraint::Length(12)),
+                    ("CLIENT", Constraint::Fill(2)),
+                    ("AGENT", Constraint::Fill(2)),
+                    ("METHOD", Constraint::Fill(3)),
+                    ("STATUS", Constraint::Length(6)),
+                    ("LATENCY", Constraint::Length(8)),
                 ],
                 len,
-                true,
                 |i| {
                     let Some(row) = self.visible.get(i).and_then(|s| self.seq_row(*s)) else {
                         return Row::new(Vec::<Cell>::new());
@@ -594,11 +583,8 @@ impl Screen for TrafficScreen {
     }
 
     fn click(&mut self, x: u16, y: u16, _cx: &mut Cx<'_>) {
-        if let Some(i) = self.list.row_at(x, y) {
-            if i < self.shown_len() {
-                self.list.selected = i;
-                self.follow = false;
-            }
+        if self.list.click(x, y, self.shown_len()) {
+            self.follow = false;
         }
     }
 }
