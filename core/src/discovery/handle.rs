@@ -260,7 +260,7 @@ impl Discovery {
     }
 
     /// Ranks the agents `allowed` accepts for `query` (already validated with
-    /// [`validate_query`]) and returns the best `k`.
+    /// [`validate_query`](super::validate_query)) and returns the best `k`.
     ///
     /// Semantic when the model is ready and the index built with it; if the
     /// model is still loading, waits up to [`SETTLE_WAIT`] for it. Otherwise,
