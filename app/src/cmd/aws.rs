@@ -104,9 +104,7 @@ pub async fn run(ctx: &Ctx, cmd: AwsCmd) -> anyhow::Result<()> {
             } else {
                 None
             };
-            let jwks = aws.jwks_uri.clone().unwrap_or_else(|| {
-                format!("{}/.well-known/jwks.json", aws.issuer.trim_end_matches('/'))
-            });
+            let jwks = aws.jwks_url();
             if f.json {
                 return output::json(&json!({
                     "profile": ctx.profile.name,
@@ -147,7 +145,7 @@ pub async fn run(ctx: &Ctx, cmd: AwsCmd) -> anyhow::Result<()> {
                 Some(t) => println!("token URL    {t}"),
                 None => println!(
                     "token URL    not set (cards advertise {}/oauth2/token; set token_url to the user pool domain's endpoint)",
-                    aws.issuer.trim_end_matches('/')
+                    aws.issuer_url()
                 ),
             }
             if !ready {

@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::{bail, Context};
 use serde_json::json;
 use switchboard_core::profile::find_profile;
-use switchboard_core::sync::{self, SyncOptions};
+use switchboard_core::sync::{self, SyncCounts, SyncOptions};
 
 use super::Ctx;
 use crate::cli::SyncArgs;
@@ -31,6 +31,12 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("comparing {} with {}", from.name, to.name))?;
     let counts = plan.counts();
+    let as_json = |applied: Option<&SyncCounts>| {
+        output::json(&json!({
+            "from": from.name, "to": to.name, "dry_run": args.dry_run,
+            "plan": plan, "counts": counts, "applied": applied,
+        }))
+    };
 
     if !args.json.json {
         // The same lines the console's sync diff shows (core::sync).
@@ -45,10 +51,7 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> anyhow::Result<()> {
     }
     if plan.is_empty() || args.dry_run {
         if args.json.json {
-            return output::json(&json!({
-                "from": from.name, "to": to.name, "dry_run": args.dry_run,
-                "plan": plan, "counts": counts, "applied": null,
-            }));
+            return as_json(None);
         }
         return Ok(());
     }
@@ -62,10 +65,7 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> anyhow::Result<()> {
         )
     })?;
     if args.json.json {
-        return output::json(&json!({
-            "from": from.name, "to": to.name, "dry_run": false,
-            "plan": plan, "counts": counts, "applied": applied,
-        }));
+        return as_json(Some(&applied));
     }
     println!("applied: {}", applied.summary());
     Ok(())

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use base64::Engine;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use switchboard_core::auth::jwt::scopes_of;
+use switchboard_core::auth::oauth2::{self, OAuth2Error, TokenResponse};
 use switchboard_core::auth::{explain, Explanation, PermissionSet, Verifier, VerifierConfig};
 use switchboard_core::profile::{AwsProfile, ProfileKind};
 use switchboard_core::registry::Secret;
@@ -153,27 +153,6 @@ pub(crate) fn token_http_client() -> anyhow::Result<reqwest::Client> {
         .context("building the HTTP client")
 }
 
-/// A token from a token endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub(crate) struct IssuedToken {
-    /// The token.
-    pub access_token: String,
-    /// Seconds it lives, when the endpoint says.
-    #[serde(default)]
-    pub expires_in: Option<u64>,
-    /// The scopes granted, space-separated, when the endpoint says.
-    #[serde(default)]
-    pub scope: Option<String>,
-}
-
-/// An RFC 6749 §5.2 error answer.
-#[derive(Debug, Deserialize)]
-struct TokenError {
-    error: String,
-    #[serde(default)]
-    error_description: Option<String>,
-}
-
 /// The token endpoint of an AWS profile: its `token_url`, else the
 /// `token_endpoint` of its issuer's `/.well-known/openid-configuration`.
 /// Fails, saying what to set, when neither names one.
@@ -185,7 +164,6 @@ pub(crate) async fn token_endpoint(
     if let Some(url) = aws.token_url.as_deref().filter(|u| !u.trim().is_empty()) {
         return Ok(url.to_owned());
     }
-    let discovery = aws.openid_configuration_url();
     let unknown = |why: String| {
         anyhow::anyhow!(
             "no token endpoint is known for profile {profile}: it has no token_url, and {why}; \
@@ -193,87 +171,33 @@ pub(crate) async fn token_endpoint(
              /oauth2/token (https://DOMAIN.auth.REGION.amazoncognito.com/oauth2/token)"
         )
     };
-    let resp = http.get(&discovery).send().await.map_err(|e| {
-        unknown(format!(
-            "its issuer's {discovery} could not be read ({})",
-            e.without_url()
-        ))
-    })?;
-    if !resp.status().is_success() {
-        return Err(unknown(format!(
-            "its issuer's {discovery} answered {}",
-            resp.status()
-        )));
-    }
-    let doc: Value = resp.json().await.map_err(|e| {
-        unknown(format!(
-            "its issuer's {discovery} is not JSON ({})",
-            e.without_url()
-        ))
-    })?;
-    match doc.get("token_endpoint").and_then(Value::as_str) {
-        Some(url) if !url.trim().is_empty() => Ok(url.to_owned()),
+    let metadata = oauth2::discover(http, aws.issuer_url(), TOKEN_REQUEST_TIMEOUT)
+        .await
+        .map_err(|e| {
+            let discovery = e.url();
+            unknown(match &e {
+                OAuth2Error::Status { status, .. } => {
+                    format!("its issuer's {discovery} answered {status}")
+                }
+                OAuth2Error::BadJson { reason, .. } => {
+                    format!("its issuer's {discovery} is not JSON ({reason})")
+                }
+                _ => format!("its issuer's {discovery} could not be read ({e})"),
+            })
+        })?;
+    match metadata.token_endpoint {
+        Some(url) if !url.trim().is_empty() => Ok(url),
         _ => Err(unknown(format!(
-            "its issuer's {discovery} names no token_endpoint (a Cognito user pool has one only once it has a domain)"
+            "its issuer's {} names no token_endpoint (a Cognito user pool has one only once it has a domain)",
+            aws.openid_configuration_url()
         ))),
     }
 }
 
-/// Asks `token_url` for a token with the OAuth2 client-credentials grant,
-/// authenticating the client with HTTP Basic. `scopes` empty: the client's
-/// default scopes. Errors name the client and the endpoint, never the secret.
-pub(crate) async fn client_credentials(
-    http: &reqwest::Client,
-    token_url: &str,
-    client_id: &str,
-    secret: &Secret,
-    scopes: &[String],
-) -> anyhow::Result<IssuedToken> {
-    let mut form: Vec<(&str, String)> = vec![("grant_type", "client_credentials".into())];
-    if !scopes.is_empty() {
-        form.push(("scope", scopes.join(" ")));
-    }
-    let resp = http
-        .post(token_url)
-        .basic_auth(client_id, Some(secret.expose()))
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "the token endpoint {token_url} did not answer: {}",
-                e.without_url()
-            )
-        })?;
-    let status = resp.status();
-    let body = resp.bytes().await.map_err(|e| {
-        anyhow::anyhow!(
-            "the token endpoint {token_url} broke off its answer: {}",
-            e.without_url()
-        )
-    })?;
-    if !status.is_success() {
-        let why = match serde_json::from_slice::<TokenError>(&body) {
-            Ok(TokenError {
-                error,
-                error_description: Some(d),
-            }) => format!("{error}: {d}"),
-            Ok(TokenError { error, .. }) => error,
-            Err(_) => format!("HTTP {status}"),
-        };
-        bail!("the token endpoint {token_url} refused client {client_id}: {why}");
-    }
-    let token: IssuedToken = serde_json::from_slice(&body).map_err(|e| {
-        anyhow::anyhow!("the token endpoint {token_url} answered without an access token: {e}")
-    })?;
-    if token.access_token.is_empty() {
-        bail!("the token endpoint {token_url} answered with an empty access token");
-    }
-    Ok(token)
-}
-
 /// A token for `client_id` from an AWS profile's token endpoint (see
-/// [`token_endpoint`] and [`client_credentials`]).
+/// [`token_endpoint`]), with the client-credentials grant
+/// ([`oauth2::client_credentials`]). `scopes` empty: the client's default
+/// scopes. Errors name the client and the endpoint, never the secret.
 pub(crate) async fn mint_from_profile(
     http: &reqwest::Client,
     profile: &str,
@@ -281,9 +205,37 @@ pub(crate) async fn mint_from_profile(
     client_id: &str,
     secret: &Secret,
     scopes: &[String],
-) -> anyhow::Result<IssuedToken> {
+) -> anyhow::Result<TokenResponse> {
     let url = token_endpoint(http, profile, aws).await?;
-    client_credentials(http, &url, client_id, secret, scopes).await
+    oauth2::client_credentials(http, &url, client_id, secret, scopes, TOKEN_REQUEST_TIMEOUT)
+        .await
+        .map_err(|e| token_error(&e, client_id))
+}
+
+/// What `token mint` says when the token endpoint gives no token.
+fn token_error(e: &OAuth2Error, client_id: &str) -> anyhow::Error {
+    let url = e.url();
+    match e {
+        OAuth2Error::Timeout { after, .. } => {
+            anyhow::anyhow!("the token endpoint {url} did not answer within {after:?}")
+        }
+        OAuth2Error::Unreachable { reason, .. } => {
+            anyhow::anyhow!("the token endpoint {url} did not answer: {reason}")
+        }
+        OAuth2Error::Interrupted { reason, .. } => {
+            anyhow::anyhow!("the token endpoint {url} broke off its answer: {reason}")
+        }
+        OAuth2Error::Status { .. } => anyhow::anyhow!(
+            "the token endpoint {url} refused client {client_id}: {}",
+            e.refusal().unwrap_or_default()
+        ),
+        OAuth2Error::BadJson { reason, .. } => {
+            anyhow::anyhow!("the token endpoint {url} answered without an access token: {reason}")
+        }
+        OAuth2Error::EmptyToken { .. } => {
+            anyhow::anyhow!("the token endpoint {url} answered with an empty access token")
+        }
+    }
 }
 
 fn decode_part(part: &str, what: &str) -> anyhow::Result<Value> {

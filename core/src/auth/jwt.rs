@@ -17,7 +17,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{jwk::Jwk, Algorithm, DecodingKey, Validation};
 use parking_lot::{Mutex, RwLock};
-use serde::Deserialize;
+
+use super::oauth2;
 
 /// How often an unknown `kid` may trigger a JWKS refresh.
 pub const REFRESH_COOLDOWN: Duration = Duration::from_secs(30);
@@ -28,6 +29,9 @@ pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Most leeway allowed on `exp` / `nbf`.
 pub const MAX_LEEWAY_SECS: u64 = 60;
 
+/// How long a discovery or JWKS request may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Most verified tokens remembered.
 const TOKEN_CACHE_CAPACITY: usize = 10_000;
 
@@ -36,7 +40,8 @@ const TOKEN_CACHE_CAPACITY: usize = 10_000;
 pub struct VerifierConfig {
     /// Expected `iss`, exactly.
     pub issuer: String,
-    /// JWKS URL; `None` discovers it from `{issuer}/.well-known/openid-configuration`.
+    /// JWKS URL; `None` discovers it from the issuer's discovery document
+    /// (`{issuer}/.well-known/openid-configuration`, [`oauth2::discover`]).
     pub jwks_uri: Option<String>,
     /// When set, only these `client_id`s are accepted.
     pub allowed_client_ids: Option<Vec<String>>,
@@ -117,11 +122,6 @@ pub struct Verifier {
     state: RwLock<KeyState>,
     refresh: tokio::sync::Mutex<()>,
     tokens: Mutex<HashMap<String, (Arc<Principal>, String)>>,
-}
-
-#[derive(Deserialize)]
-struct Discovery {
-    jwks_uri: String,
 }
 
 fn now_secs() -> u64 {
@@ -345,38 +345,24 @@ impl Verifier {
         if let Some(uri) = self.state.read().jwks_uri.clone() {
             return Ok(uri);
         }
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            self.config.issuer.trim_end_matches('/')
-        );
-        let discovery: Discovery = self
-            .http
-            .get(&url)
-            .timeout(Duration::from_secs(5))
-            .send()
+        let metadata = oauth2::discover(&self.http, &self.config.issuer, FETCH_TIMEOUT)
             .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| AuthError::KeysUnavailable(format!("{url}: {e}")))?
-            .json()
-            .await
-            .map_err(|e| AuthError::KeysUnavailable(format!("{url}: {e}")))?;
-        self.state.write().jwks_uri = Some(discovery.jwks_uri.clone());
-        Ok(discovery.jwks_uri)
+            .map_err(keys_unavailable)?;
+        let Some(jwks_uri) = metadata.jwks_uri else {
+            return Err(AuthError::KeysUnavailable(format!(
+                "{}: names no jwks_uri",
+                oauth2::discovery_url(&self.config.issuer)
+            )));
+        };
+        self.state.write().jwks_uri = Some(jwks_uri.clone());
+        Ok(jwks_uri)
     }
 
     async fn fetch_keys(&self) -> Result<HashMap<String, Arc<CachedKey>>, AuthError> {
         let uri = self.jwks_uri().await?;
-        let body: serde_json::Value = self
-            .http
-            .get(&uri)
-            .timeout(Duration::from_secs(5))
-            .send()
+        let body: serde_json::Value = oauth2::get_json(&self.http, &uri, FETCH_TIMEOUT)
             .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| AuthError::KeysUnavailable(format!("{uri}: {e}")))?
-            .json()
-            .await
-            .map_err(|e| AuthError::KeysUnavailable(format!("{uri}: {e}")))?;
+            .map_err(keys_unavailable)?;
         let mut keys = HashMap::new();
         for raw in body
             .get("keys")
@@ -393,6 +379,11 @@ impl Verifier {
         }
         Ok(keys)
     }
+}
+
+/// A failed discovery or JWKS request, naming the URL.
+fn keys_unavailable(e: oauth2::OAuth2Error) -> AuthError {
+    AuthError::KeysUnavailable(format!("{}: {e}", e.url()))
 }
 
 /// Checks the JOSE header as sent, before any library reads it: a JSON

@@ -169,17 +169,23 @@ impl Index {
         self.by_id.get(id).map(|&i| &self.agents[i])
     }
 
-    /// Similarities of the query to each of an agent's vectors.
-    fn similarities(&self, agent: &IndexedAgent, query: &[f32]) -> Option<Vec<f32>> {
+    /// Similarities of the query to each of an agent's vectors, lazily;
+    /// `None` when the agent has none or the query's dimensions differ.
+    fn similarity_rows<'a>(
+        &self,
+        agent: &'a IndexedAgent,
+        query: &'a [f32],
+    ) -> Option<impl Iterator<Item = f32> + 'a> {
         let v = agent.vectors.as_ref()?;
         if self.dims == 0 || query.len() != self.dims {
             return None;
         }
-        Some(
-            v.chunks_exact(self.dims)
-                .map(|row| dot(row, query))
-                .collect(),
-        )
+        Some(v.chunks_exact(self.dims).map(move |row| dot(row, query)))
+    }
+
+    /// Similarities of the query to each of an agent's vectors.
+    fn similarities(&self, agent: &IndexedAgent, query: &[f32]) -> Option<Vec<f32>> {
+        Some(self.similarity_rows(agent, query)?.collect())
     }
 
     /// The best `k` agents for a query among those `allowed` says yes to.
@@ -260,15 +266,7 @@ impl Index {
     /// The best similarity of the query to any of an agent's vectors
     /// (negative counts as 0).
     fn best_similarity(&self, agent: &IndexedAgent, query: &[f32]) -> Option<f32> {
-        let v = agent.vectors.as_ref()?;
-        if self.dims == 0 || query.len() != self.dims {
-            return None;
-        }
-        Some(
-            v.chunks_exact(self.dims)
-                .map(|row| dot(row, query))
-                .fold(0.0f32, f32::max),
-        )
+        Some(self.similarity_rows(agent, query)?.fold(0.0f32, f32::max))
     }
 }
 

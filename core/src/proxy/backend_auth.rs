@@ -1,9 +1,9 @@
 //! Credentials the gateway presents to an agent's backend.
 //!
 //! Static headers read their value from the secret store; OAuth2
-//! client-credentials tokens are fetched from the backend's token endpoint and
-//! cached until shortly before they expire, one refresh at a time per
-//! (token URL, client, scopes). Failures are remembered for a few seconds so a
+//! client-credentials tokens are fetched from the backend's token endpoint
+//! ([`oauth2::client_credentials`]) and cached until shortly before they
+//! expire, one refresh at a time per (token URL, client, scopes). Failures are remembered for a few seconds so a
 //! storm of requests does not hammer a broken endpoint or store.
 //! The caller's own token is never forwarded; only what is built here is sent.
 
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderName, HeaderValue};
 use parking_lot::Mutex;
-use serde::Deserialize;
 
+use crate::auth::oauth2;
 use crate::error::GatewayError;
 use crate::registry::{BackendAuth, Secret, SecretStore, StoreError};
 
@@ -24,6 +24,8 @@ pub const REFRESH_MARGIN: Duration = Duration::from_secs(30);
 pub const SECRET_TTL: Duration = Duration::from_secs(60);
 /// A failure is answered from memory for this long.
 pub const FAILURE_TTL: Duration = Duration::from_secs(5);
+/// How long a token request may take.
+pub const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 enum Slot {
@@ -53,13 +55,6 @@ pub struct BackendAuthenticator {
     secrets: Arc<dyn SecretStore>,
     http: reqwest::Client,
     slots: Mutex<HashMap<String, SlotRef>>,
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    expires_in: Option<u64>,
 }
 
 impl BackendAuthenticator {
@@ -189,36 +184,24 @@ impl BackendAuthenticator {
         scopes: &[String],
     ) -> Result<(Secret, Duration), GatewayError> {
         let client_secret = self.read_secret(agent, secret).await?;
-        let mut form: Vec<(&str, String)> = vec![("grant_type", "client_credentials".into())];
-        if !scopes.is_empty() {
-            form.push(("scope", scopes.join(" ")));
-        }
-        let fail = |why: String| {
-            tracing::error!(agent, token_url, client_id, %why, "backend token request failed");
+        let token = oauth2::client_credentials(
+            &self.http,
+            token_url,
+            client_id,
+            &client_secret,
+            scopes,
+            TOKEN_TIMEOUT,
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(agent, token_url, client_id, error = %e, "backend token request failed");
             GatewayError::BackendAuth(format!(
                 "the token endpoint for agent {agent} refused or failed"
             ))
-        };
-        let resp = self
-            .http
-            .post(token_url)
-            .basic_auth(client_id, Some(client_secret.expose()))
-            .form(&form)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .map_err(|e| fail(e.without_url().to_string()))?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(fail(format!("status {status}")));
-        }
-        let body: TokenResponse = resp
-            .json()
-            .await
-            .map_err(|e| fail(format!("unreadable token response: {}", e.without_url())))?;
-        let lifetime = Duration::from_secs(body.expires_in.unwrap_or(300));
+        })?;
+        let lifetime = Duration::from_secs(token.expires_in.unwrap_or(300));
         let ttl = lifetime.checked_sub(REFRESH_MARGIN).unwrap_or(lifetime / 2);
-        Ok((Secret::new(body.access_token), ttl))
+        Ok((Secret::new(token.access_token), ttl))
     }
 }
 
