@@ -5,6 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// `token mint --ttl`'s default; any other value only applies to the local
+/// issuer.
+pub const LOCAL_DEFAULT_TTL_SECS: u64 = 3600;
+
 /// Switchboard: an A2A gateway with a local stack for developing agents offline.
 #[derive(Debug, Parser)]
 #[command(name = "switchboard", version, about, propagate_version = true)]
@@ -272,7 +276,7 @@ pub enum TokenCmd {
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
         /// Lifetime in seconds (local profile only).
-        #[arg(long, default_value_t = crate::cmd::token::LOCAL_DEFAULT_TTL_SECS)]
+        #[arg(long, default_value_t = LOCAL_DEFAULT_TTL_SECS)]
         ttl: u64,
         /// Issuer URL for `iss` (local profile only; default: the running
         /// local stack's).

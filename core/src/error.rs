@@ -64,11 +64,16 @@ pub enum GatewayError {
 }
 
 impl From<StoreError> for GatewayError {
+    /// A record the store refuses is the caller's mistake (400); every other
+    /// store failure fails closed (503), naming no store internals.
     fn from(e: StoreError) -> Self {
-        GatewayError::Unavailable(match e {
-            StoreError::Unavailable(_) | StoreError::Corrupt(_) => "a store is unavailable".into(),
-            other => other.to_string(),
-        })
+        match e {
+            StoreError::Invalid(_) => GatewayError::BadRequest(e.to_string()),
+            StoreError::Unavailable(_) | StoreError::Corrupt(_) | StoreError::Backend { .. } => {
+                GatewayError::Unavailable("a store is unavailable".into())
+            }
+            other => GatewayError::Unavailable(other.to_string()),
+        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod events;
 pub mod gateway;
 pub mod listener;
 pub mod metrics;
+pub mod pipeline;
 pub mod profile;
 pub mod proxy;
 pub mod ratelimit;

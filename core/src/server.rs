@@ -1,5 +1,5 @@
 //! The router: the gateway's HTTP surface and its small handlers. Calls to
-//! agents go down the request path in [`crate::proxy::pipeline`].
+//! agents go down the request path in [`crate::pipeline`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,9 +15,9 @@ use serde_json::{json, Value};
 use crate::auth::{authenticate, Principal};
 use crate::error::{ErrorStyle, GatewayError};
 use crate::gateway::Gateway;
+use crate::pipeline;
 use crate::proxy::card::{rewrite_card, CardContext};
 use crate::proxy::path::parse_agent_path;
-use crate::proxy::pipeline;
 
 /// The axum router for the whole HTTP surface.
 pub fn router(gw: &Arc<Gateway>) -> Router {

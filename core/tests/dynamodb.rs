@@ -63,6 +63,7 @@ async fn store_suite_on_dynamodb_and_secrets_manager() {
     let moto = Moto::start().await;
     let e = moto.endpoint();
     store_suite::agents(&fresh(e, "agents").await).await;
+    store_suite::refuses_invalid_agents_and_permissions(&fresh(e, "invalid").await).await;
     store_suite::permissions(&fresh(e, "perms").await).await;
     store_suite::counters(&fresh(e, "counters").await).await;
     store_suite::counters_exact_under_concurrency(&fresh(e, "burst").await).await;
@@ -159,21 +160,21 @@ async fn instances_see_each_others_edits() {
     };
     assert_eq!(
         a.counters
-            .try_increment(&key, 2, 2_000_000_000)
+            .try_increment(&key, 2, store_suite::start(&key), 2_000_000_000)
             .await
             .unwrap(),
         CounterOutcome::Allowed(1)
     );
     assert_eq!(
         b.counters
-            .try_increment(&key, 2, 2_000_000_000)
+            .try_increment(&key, 2, store_suite::start(&key), 2_000_000_000)
             .await
             .unwrap(),
         CounterOutcome::Allowed(2)
     );
     assert_eq!(
         a.counters
-            .try_increment(&key, 2, 2_000_000_000)
+            .try_increment(&key, 2, store_suite::start(&key), 2_000_000_000)
             .await
             .unwrap(),
         CounterOutcome::Limited(2)
@@ -248,7 +249,7 @@ async fn throttling_is_retried_with_backoff_then_unavailable() {
     assert_eq!(
         stores
             .counters
-            .try_increment(&key, 5, 2_000_000_000)
+            .try_increment(&key, 5, store_suite::start(&key), 2_000_000_000)
             .await
             .unwrap(),
         CounterOutcome::Allowed(1)
@@ -260,7 +261,7 @@ async fn throttling_is_retried_with_backoff_then_unavailable() {
     proxy.throttle(Some("UpdateItem"), None);
     let err = stores
         .counters
-        .try_increment(&key, 5, 2_000_000_000)
+        .try_increment(&key, 5, store_suite::start(&key), 2_000_000_000)
         .await
         .unwrap_err();
     assert!(
@@ -273,7 +274,7 @@ async fn throttling_is_retried_with_backoff_then_unavailable() {
     assert_eq!(
         stores
             .counters
-            .try_increment(&key, 5, 2_000_000_000)
+            .try_increment(&key, 5, store_suite::start(&key), 2_000_000_000)
             .await
             .unwrap(),
         CounterOutcome::Allowed(2)
@@ -403,7 +404,9 @@ async fn exactly_the_limit_across_instances() {
         let c = instances[i % 2].counters.clone();
         let key = key.clone();
         tasks.push(tokio::spawn(async move {
-            c.try_increment(&key, 100, 2_000_000_000).await.unwrap()
+            c.try_increment(&key, 100, store_suite::start(&key), 2_000_000_000)
+                .await
+                .unwrap()
         }));
     }
     let mut allowed = 0;

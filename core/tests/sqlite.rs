@@ -114,19 +114,40 @@ async fn two_stores_on_one_file_count_exactly_quiet_or_busy() {
     // Quiet: one at a time, alternating stores, every count in order.
     for n in 1..=10u64 {
         let got = stores[n as usize % 2]
-            .try_increment(&counter_key(1), 10, u64::MAX)
+            .try_increment(
+                &counter_key(1),
+                10,
+                store_suite::start(&counter_key(1)),
+                u64::MAX,
+            )
             .await
             .unwrap();
         assert_eq!(got, CounterOutcome::Allowed(n));
     }
-    let over = stores[0].try_increment(&counter_key(1), 10, u64::MAX).await;
+    let over = stores[0]
+        .try_increment(
+            &counter_key(1),
+            10,
+            store_suite::start(&counter_key(1)),
+            u64::MAX,
+        )
+        .await;
     assert_eq!(over.unwrap(), CounterOutcome::Limited(10));
 
     // Busy: 600 at once across both stores against a limit of 250.
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..600 {
         let store = stores[i % 2].clone();
-        tasks.spawn(async move { store.try_increment(&counter_key(2), 250, u64::MAX).await });
+        tasks.spawn(async move {
+            store
+                .try_increment(
+                    &counter_key(2),
+                    250,
+                    store_suite::start(&counter_key(2)),
+                    u64::MAX,
+                )
+                .await
+        });
     }
     let mut allowed = Vec::new();
     let mut limited = 0;
@@ -150,7 +171,14 @@ async fn an_increment_waits_out_a_short_lock_and_counts_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
     let store = SqliteStore::open(&path).unwrap();
-    let first = store.try_increment(&counter_key(3), 5, u64::MAX).await;
+    let first = store
+        .try_increment(
+            &counter_key(3),
+            5,
+            store_suite::start(&counter_key(3)),
+            u64::MAX,
+        )
+        .await;
     assert_eq!(first.unwrap(), CounterOutcome::Allowed(1));
 
     let locker = rusqlite_lock(&store.counters_path());
@@ -159,7 +187,14 @@ async fn an_increment_waits_out_a_short_lock_and_counts_once() {
         drop(locker);
     });
     let started = std::time::Instant::now();
-    let second = store.try_increment(&counter_key(3), 5, u64::MAX).await;
+    let second = store
+        .try_increment(
+            &counter_key(3),
+            5,
+            store_suite::start(&counter_key(3)),
+            u64::MAX,
+        )
+        .await;
     assert_eq!(second.unwrap(), CounterOutcome::Allowed(2));
     assert!(
         started.elapsed() >= std::time::Duration::from_millis(250),
@@ -167,6 +202,13 @@ async fn an_increment_waits_out_a_short_lock_and_counts_once() {
         started.elapsed()
     );
     released.join().unwrap();
-    let third = store.try_increment(&counter_key(3), 5, u64::MAX).await;
+    let third = store
+        .try_increment(
+            &counter_key(3),
+            5,
+            store_suite::start(&counter_key(3)),
+            u64::MAX,
+        )
+        .await;
     assert_eq!(third.unwrap(), CounterOutcome::Allowed(3));
 }

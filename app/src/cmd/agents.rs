@@ -1,7 +1,5 @@
 //! `switchboard agents …`.
 
-use std::time::Duration;
-
 use anyhow::{bail, Context};
 use switchboard_core::proxy::card;
 use switchboard_core::registry::{
@@ -130,14 +128,11 @@ pub(crate) fn header_name(name: &str) -> anyhow::Result<()> {
         .with_context(|| format!("{name:?} is not a valid header name"))
 }
 
-/// How long a backend has to serve its card.
-pub(crate) const CARD_TIMEOUT: Duration = Duration::from_secs(3);
-
 /// Fetches a backend's card (without credentials) to learn its name,
 /// description and skills.
 pub(crate) async fn fetch_card(url: &str) -> anyhow::Result<serde_json::Value> {
     let http = reqwest::Client::builder().no_proxy().build()?;
-    Ok(card::fetch_card(&http, url, None, CARD_TIMEOUT).await?)
+    Ok(card::fetch_card(&http, url, None, card::TOOL_FETCH_TIMEOUT).await?)
 }
 
 async fn add(ctx: &Ctx, args: AgentAddArgs) -> anyhow::Result<()> {

@@ -28,8 +28,7 @@ use crate::output;
 /// Where `token mint` on an AWS profile reads the client secret first.
 pub const CLIENT_SECRET_ENV: &str = "SWITCHBOARD_CLIENT_SECRET";
 
-/// `--ttl`'s default; any other value only applies to the local issuer.
-pub const LOCAL_DEFAULT_TTL_SECS: u64 = 3600;
+pub use crate::cli::LOCAL_DEFAULT_TTL_SECS;
 
 /// How long a token or discovery request may take.
 const TOKEN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

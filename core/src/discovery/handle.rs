@@ -9,9 +9,10 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::embedder::{self, Embedder, ModelPaths};
+use super::embedder::{self, Embedder};
 use super::index::{Index, Ranking, Scored};
 use super::indexer::{lexical_index, Indexer};
+use super::state::{ModelSource, ModelState, Published, Shared};
 use crate::registry::{EmbeddingStore, RegistryCache};
 
 /// How long a query waits for a model that is still loading, or an index
@@ -41,25 +42,6 @@ pub struct Answer {
     pub hits: Vec<Scored>,
 }
 
-/// Where the model comes from.
-#[derive(Clone)]
-pub enum ModelSource {
-    /// Load fastembed from these files (in the background).
-    Files(ModelPaths),
-    /// Use this embedder (already loaded).
-    Loaded(Arc<dyn Embedder>),
-    /// No model: lexical only, with this reason.
-    Off(String),
-}
-
-/// Where the model is at.
-#[derive(Clone)]
-pub(super) enum ModelState {
-    Loading,
-    Ready(Arc<dyn Embedder>),
-    Unavailable(String),
-}
-
 /// What discovery is doing, for readiness checks and the CLI.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Status {
@@ -75,39 +57,6 @@ pub struct Status {
     /// Why the mode is lexical, or what is still going on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
-}
-
-/// The published index and what it was built with.
-pub(super) struct Published {
-    pub(super) index: Arc<Index>,
-    /// The model its vectors come from; `None` for a lexical-only index.
-    pub(super) model_id: Option<String>,
-    /// Agents still waiting for vectors (an interim index).
-    pub(super) pending: usize,
-    /// Registry reloads seen when it was built.
-    pub(super) registry_version: u64,
-}
-
-/// What the handle and the indexer share.
-pub(super) struct Shared {
-    pub(super) published: RwLock<Arc<Published>>,
-    pub(super) model: RwLock<ModelState>,
-    /// Bumped whenever the index or the model state changes.
-    pub(super) updates: watch::Sender<u64>,
-}
-
-impl Shared {
-    pub(super) fn bump(&self) {
-        self.updates.send_modify(|v| *v += 1);
-    }
-
-    /// The loaded model, if any.
-    pub(super) fn embedder(&self) -> Option<Arc<dyn Embedder>> {
-        match &*self.model.read() {
-            ModelState::Ready(e) => Some(e.clone()),
-            _ => None,
-        }
-    }
 }
 
 /// Semantic discovery over the registry. Share as `Arc<Discovery>`; dropping

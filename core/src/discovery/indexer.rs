@@ -11,8 +11,8 @@ use tokio::sync::watch;
 
 use super::document::AgentText;
 use super::embedder::{self, Embedder, FastEmbedder};
-use super::handle::{ModelSource, ModelState, Published, Shared};
 use super::index::{Index, IndexedAgent};
+use super::state::{ModelSource, ModelState, Published, Shared};
 use crate::registry::{EmbeddingRecord, EmbeddingStore, RegistryCache, StoreError};
 
 /// Texts per embedding call while indexing. Small, so a query's own

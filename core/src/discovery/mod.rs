@@ -34,10 +34,12 @@ pub mod http;
 pub mod index;
 mod indexer;
 pub mod lexical;
+mod state;
 
 pub use embedder::{EmbedError, Embedder, FastEmbedder, ModelPaths};
-pub use handle::{Answer, Discovery, Mode, ModelSource, Status, SETTLE_WAIT};
+pub use handle::{Answer, Discovery, Mode, Status, SETTLE_WAIT};
 pub use index::{Index, IndexedAgent, Ranking, Scored, SkillMatch};
+pub use state::ModelSource;
 
 /// Results when `k` is not given.
 pub const DEFAULT_K: usize = 5;

@@ -56,6 +56,9 @@ impl From<CardError> for GatewayError {
     }
 }
 
+/// How long a backend has to serve its card to the CLI and the console.
+pub const TOOL_FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// `{base_url}/.well-known/agent-card.json`.
 pub fn card_url(base_url: &str) -> String {
     format!("{}/{CARD_PATH}", base_url.trim_end_matches('/'))

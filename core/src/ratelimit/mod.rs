@@ -70,7 +70,7 @@ impl RateLimiter {
         let reset = reset_in(now);
         match self
             .counters
-            .try_increment(&key, limit, expiry_of(window))
+            .try_increment(&key, limit, window * WINDOW_SECS, expiry_of(window))
             .await?
         {
             CounterOutcome::Allowed(n) => Ok(Budget {

@@ -4,11 +4,6 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-pub use super::validate::{
-    validate_agent, validate_agent_id, validate_backend_url, validate_client_id,
-    validate_credential_header, validate_scope, validate_token_url, AGENT_ID_PATTERN,
-};
-
 /// How the gateway authenticates itself to an agent's backend.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -132,6 +127,60 @@ pub struct EmbeddingRecord {
     /// When they were computed, milliseconds since the Unix epoch.
     #[serde(default)]
     pub updated_at: i64,
+}
+
+impl EmbeddingRecord {
+    /// The vectors as every store keeps them: one blob of every vector's
+    /// `f32`s, little-endian, back to back, and the vectors' length (their
+    /// dimensions; 0 when there are none). `Err` names the agent when the
+    /// vectors are not all of one length.
+    pub fn encode_vectors(&self) -> Result<(usize, Vec<u8>), String> {
+        let dims = self.vectors.first().map_or(0, Vec::len);
+        if self.vectors.iter().any(|v| v.len() != dims) {
+            return Err(format!(
+                "embedding of {}: vectors of different lengths",
+                self.agent_id
+            ));
+        }
+        let mut blob = Vec::with_capacity(self.vectors.len() * dims * 4);
+        for v in &self.vectors {
+            for x in v {
+                blob.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        Ok((dims, blob))
+    }
+
+    /// The vectors of `agent_id` back from a blob of
+    /// [`encode_vectors`](Self::encode_vectors) and its dimensions. `Err`
+    /// when the blob cannot hold vectors of that many dimensions.
+    pub fn decode_vectors(agent_id: &str, dims: i64, blob: &[u8]) -> Result<Vec<Vec<f32>>, String> {
+        let bad = || {
+            format!(
+                "embedding of {agent_id}: {} bytes for {dims} dimensions",
+                blob.len()
+            )
+        };
+        let dims = usize::try_from(dims).map_err(|_| bad())?;
+        if dims == 0 {
+            return if blob.is_empty() {
+                Ok(Vec::new())
+            } else {
+                Err(bad())
+            };
+        }
+        if !blob.len().is_multiple_of(dims * 4) {
+            return Err(bad());
+        }
+        Ok(blob
+            .chunks_exact(dims * 4)
+            .map(|v| {
+                v.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect()
+            })
+            .collect())
+    }
 }
 
 /// What a scope grants.

@@ -24,6 +24,36 @@ pub enum StoreError {
     /// Stored data that cannot be read back.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// A record the store refuses to write because the registry's
+    /// validators refuse it (see [`super::validate`]); the message names the
+    /// field. Nothing of the call was written.
+    #[error("invalid record: {0}")]
+    Invalid(String),
+    /// The backend reported an error that is not about reaching it (those are
+    /// [`StoreError::Unavailable`]): an SQL error, a request the service
+    /// refused. `context` says what the store was doing; the backend's own
+    /// error is kept as the source.
+    #[error("store error: {context}: {source}")]
+    Backend {
+        /// What the store was doing, for example `listing agents`.
+        context: String,
+        /// The backend's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl StoreError {
+    /// A [`StoreError::Backend`] holding `source`.
+    pub fn backend(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        StoreError::Backend {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
 }
 
 /// Result alias for store calls.
@@ -36,13 +66,18 @@ pub trait AgentStore: Send + Sync {
     async fn get(&self, id: &str) -> StoreResult<Option<AgentRecord>>;
     /// Every agent, sorted by id.
     async fn list(&self) -> StoreResult<Vec<AgentRecord>>;
-    /// Creates a record; `Conflict` when the id exists. Returns the stored record.
+    /// Creates a record; `Conflict` when the id exists, `Invalid` when
+    /// [`validate_agent`](super::validate::validate_agent) refuses it.
+    /// Returns the stored record.
     async fn create(&self, record: AgentRecord) -> StoreResult<AgentRecord>;
     /// Replaces a record only if its stored version is `record.version`;
-    /// `NotFound` or `Conflict` otherwise. Returns the stored record (version + 1).
+    /// `NotFound` or `Conflict` otherwise, `Invalid` as for `create`. Returns
+    /// the stored record (version + 1).
     async fn update(&self, record: AgentRecord) -> StoreResult<AgentRecord>;
     /// Creates or replaces records regardless of version. On SQLite all of them
     /// land or none do; on DynamoDB in batches of the largest transaction size.
+    /// Every record is validated before any is written: one invalid record
+    /// (`Invalid`) and nothing is written.
     async fn put_many(&self, records: Vec<AgentRecord>) -> StoreResult<()>;
     /// Deletes a record; `NotFound` when absent.
     async fn delete(&self, id: &str) -> StoreResult<()>;
@@ -56,11 +91,13 @@ pub trait PermissionStore: Send + Sync {
     /// Every scope with what it grants, sorted by scope.
     async fn list(&self) -> StoreResult<Vec<Permission>>;
     /// Adds agent ids (or `*`) to a scope, creating the scope if needed.
+    /// `Invalid` when the scope or an agent id is not valid.
     async fn grant(&self, scope: &str, agents: &[String]) -> StoreResult<Permission>;
     /// Removes agent ids from a scope; a scope left empty is deleted.
     /// `NotFound` when the scope does not exist.
     async fn revoke(&self, scope: &str, agents: &[String]) -> StoreResult<Option<Permission>>;
-    /// Replaces every permission (import). Atomic on SQLite.
+    /// Replaces every permission (import). Atomic on SQLite. `Invalid` (and
+    /// nothing written) when any scope or agent id is not valid.
     async fn replace_all(&self, permissions: Vec<Permission>) -> StoreResult<()>;
     /// A number that changes whenever any permission changes.
     async fn generation(&self) -> StoreResult<u64>;
@@ -70,11 +107,15 @@ pub trait PermissionStore: Send + Sync {
 #[async_trait]
 pub trait CounterStore: Send + Sync {
     /// Atomically adds one to the window's count unless it already holds
-    /// `limit`; a request over the limit is not counted.
+    /// `limit`; a request over the limit is not counted. `window_start` is
+    /// when `key`'s window begins and `expires_at` when its counter may be
+    /// deleted (Unix seconds): a store may delete the windows that expired by
+    /// `window_start` as it goes.
     async fn try_increment(
         &self,
         key: &CounterKey,
         limit: u64,
+        window_start: u64,
         expires_at: u64,
     ) -> StoreResult<CounterOutcome>;
     /// Live windows (expiry after `now` Unix seconds); expired ones are ignored
@@ -127,7 +168,8 @@ pub trait ClientStore: Send + Sync {
     async fn get(&self, client_id: &str) -> StoreResult<Option<ClientRecord>>;
     /// Every client, sorted by id.
     async fn list(&self) -> StoreResult<Vec<ClientRecord>>;
-    /// Creates a client; `Conflict` when the id exists.
+    /// Creates a client; `Conflict` when the id exists, `Invalid` when its id
+    /// or one of its scopes is not valid.
     async fn create(&self, record: ClientRecord) -> StoreResult<()>;
     /// Deletes a client; `NotFound` when absent.
     async fn delete(&self, client_id: &str) -> StoreResult<()>;

@@ -1,7 +1,8 @@
 //! What the registry accepts: agent ids, backend and token-endpoint URLs,
-//! backend credential headers. The CLI, the console, registry import and
-//! sync all judge records with these functions, so one rule holds
-//! everywhere.
+//! backend credential headers, scopes, permissions and issuer clients. The
+//! CLI, the console, registry import, sync and the stores themselves (which
+//! refuse to write a record these functions refuse) all judge records with
+//! these functions, so one rule holds everywhere.
 //!
 //! # Agent ids
 //!
@@ -42,7 +43,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::model::{AgentRecord, BackendAuth};
+use super::model::{AgentRecord, BackendAuth, ClientRecord};
+use super::ALL_AGENTS;
 
 /// The one pattern every agent id must match.
 pub const AGENT_ID_PATTERN: &str = "^[a-z0-9][a-z0-9_-]{0,63}$";
@@ -367,21 +369,36 @@ pub fn validate_credential_header(name: &str) -> Result<(), String> {
 /// Checks a whole agent record: id, backend URL and backend auth. Every
 /// problem is listed, not just the first.
 pub fn validate_agent(agent: &AgentRecord) -> Result<(), Vec<String>> {
+    let problems = agent_problems(agent);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.into_iter().map(|(_, e)| e).collect())
+    }
+}
+
+/// Every problem [`validate_agent`] finds, each with the field it is in:
+/// `id`, `url`, `auth.name`, `auth.secret`, `auth.token_url` or
+/// `auth.client_id`.
+pub fn agent_problems(agent: &AgentRecord) -> Vec<(&'static str, String)> {
     let mut errors = Vec::new();
     if let Err(e) = validate_agent_id(&agent.id) {
-        errors.push(e);
+        errors.push(("id", e));
     }
     if let Err(e) = validate_backend_url(&agent.url) {
-        errors.push(e);
+        errors.push(("url", e));
     }
     match &agent.auth {
         BackendAuth::None => {}
         BackendAuth::Header { name, secret } => {
             if let Err(e) = validate_credential_header(name) {
-                errors.push(e);
+                errors.push(("auth.name", e));
             }
             if secret.trim().is_empty() {
-                errors.push("the credential header needs a secret name".into());
+                errors.push((
+                    "auth.secret",
+                    "the credential header needs a secret name".into(),
+                ));
             }
         }
         BackendAuth::OAuth2 {
@@ -391,21 +408,54 @@ pub fn validate_agent(agent: &AgentRecord) -> Result<(), Vec<String>> {
             ..
         } => {
             if let Err(e) = validate_token_url(token_url) {
-                errors.push(e);
+                errors.push(("auth.token_url", e));
             }
             if client_id.trim().is_empty() {
-                errors.push("OAuth2 backend auth needs a client id".into());
+                errors.push((
+                    "auth.client_id",
+                    "OAuth2 backend auth needs a client id".into(),
+                ));
             }
             if secret.trim().is_empty() {
-                errors.push("OAuth2 backend auth needs a secret name".into());
+                errors.push((
+                    "auth.secret",
+                    "OAuth2 backend auth needs a secret name".into(),
+                ));
             }
         }
     }
-    if errors.is_empty() {
+    errors
+}
+
+/// What a permission may grant: a valid agent id, or `*` for every agent.
+pub fn validate_granted_agent(id: &str) -> Result<(), String> {
+    if id == ALL_AGENTS {
         Ok(())
     } else {
-        Err(errors)
+        validate_agent_id(id)
     }
+}
+
+/// A permission: a valid scope granting valid agent ids or `*`. The first
+/// problem found, naming the scope.
+pub fn validate_permission<'a>(
+    scope: &str,
+    agents: impl IntoIterator<Item = &'a String>,
+) -> Result<(), String> {
+    validate_scope(scope)?;
+    for agent in agents {
+        validate_granted_agent(agent).map_err(|e| format!("scope {scope}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A client of the local issuer: its id and every scope it may request.
+pub fn validate_client(client: &ClientRecord) -> Result<(), String> {
+    validate_client_id(&client.client_id)?;
+    for scope in &client.allowed_scopes {
+        validate_scope(scope).map_err(|e| format!("client {}: {e}", client.client_id))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -567,5 +617,41 @@ mod tests {
         };
         assert_eq!(validate_agent(&a).unwrap_err().len(), 4);
         assert!(validate_agent(&AgentRecord::new("ok", "http://127.0.0.1:1")).is_ok());
+    }
+
+    #[test]
+    fn problems_name_their_fields() {
+        let mut a = AgentRecord::new("Bad", "http://169.254.169.254");
+        a.auth = BackendAuth::Header {
+            name: "host".into(),
+            secret: " ".into(),
+        };
+        let fields: Vec<&str> = agent_problems(&a).into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["id", "url", "auth.name", "auth.secret"]);
+    }
+
+    #[test]
+    fn permissions_and_clients() {
+        let agents = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(validate_permission("team/a", &agents(&["echo", "*"])).is_ok());
+        assert!(validate_permission("a b", &agents(&["echo"]))
+            .unwrap_err()
+            .contains("scope 'a b'"));
+        let e = validate_permission("s", &agents(&["Echo"])).unwrap_err();
+        assert!(e.starts_with("scope s: agent id \"Echo\""), "{e}");
+        assert!(validate_permission("s", &agents(&["**"])).is_err());
+        let mut c = ClientRecord {
+            client_id: "c1".into(),
+            secret_hash: "salt$hash".into(),
+            allowed_scopes: vec!["s".into()],
+            created_at: 1,
+        };
+        assert!(validate_client(&c).is_ok());
+        c.allowed_scopes.push("a\"b".into());
+        assert!(validate_client(&c)
+            .unwrap_err()
+            .starts_with("client c1: the scope"));
+        c.client_id = "c 1".into();
+        assert!(validate_client(&c).unwrap_err().contains("client id"));
     }
 }

@@ -8,7 +8,8 @@
 //! ECS, EC2 instance metadata), resolved on first use, so opening the stores
 //! never blocks. Throttling, 5xx answers, timeouts and connection failures are
 //! retried with jittered exponential backoff; what still fails afterwards is
-//! [`StoreError::Unavailable`], which the gateway answers with 503.
+//! [`StoreError::Unavailable`], and an error the service answers with is
+//! [`StoreError::Backend`]; the gateway answers both with 503.
 
 use std::fmt;
 use std::sync::Arc;
@@ -279,16 +280,25 @@ impl ProvideCredentials for LazyChain {
     }
 }
 
+/// An error an AWS service answered with: its code and message, over the
+/// SDK's own error (the source).
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ServiceError {
+    /// The error code (`ValidationException`, …).
+    pub code: String,
+    /// The service's message.
+    pub message: String,
+    /// The SDK's error.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
 /// How one failed SDK call is classified.
 #[derive(Debug)]
 pub(crate) enum Failure {
-    /// The service answered with this error code (`ConditionalCheckFailedException`, …).
-    Service {
-        /// The error code.
-        code: String,
-        /// The service's message.
-        message: String,
-    },
+    /// The service answered with an error code (`ConditionalCheckFailedException`, …).
+    Service(ServiceError),
     /// Anything else: no answer, timeout, credentials, throttling after retries.
     Other(String),
 }
@@ -297,38 +307,39 @@ impl Failure {
     /// The error code, when the service answered.
     pub(crate) fn code(&self) -> Option<&str> {
         match self {
-            Failure::Service { code, .. } => Some(code),
+            Failure::Service(e) => Some(&e.code),
             Failure::Other(_) => None,
         }
     }
 }
 
-/// Classifies an SDK error.
-pub(crate) fn classify<E, R>(err: &SdkError<E, R>) -> Failure
+/// Classifies an SDK error, keeping it as the source of a service's answer.
+pub(crate) fn classify<E, R>(err: SdkError<E, R>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: fmt::Debug,
+    R: fmt::Debug + Send + Sync + 'static,
 {
-    match err {
+    match &err {
         SdkError::ServiceError(ctx) => {
             let e = ctx.err();
             match e.code() {
-                Some(code) => Failure::Service {
+                Some(code) => Failure::Service(ServiceError {
                     code: code.to_owned(),
                     message: e.message().unwrap_or_default().to_owned(),
-                },
-                None => Failure::Other(DisplayErrorContext(err).to_string()),
+                    source: Box::new(err),
+                }),
+                None => Failure::Other(DisplayErrorContext(&err).to_string()),
             }
         }
         SdkError::TimeoutError(_) => Failure::Other("the call timed out".into()),
         SdkError::DispatchFailure(d) => Failure::Other(if d.is_io() {
-            format!("cannot connect: {}", DisplayErrorContext(err))
+            format!("cannot connect: {}", DisplayErrorContext(&err))
         } else if d.is_timeout() {
             "connection timed out".into()
         } else {
-            DisplayErrorContext(err).to_string()
+            DisplayErrorContext(&err).to_string()
         }),
-        _ => Failure::Other(DisplayErrorContext(err).to_string()),
+        _ => Failure::Other(DisplayErrorContext(&err).to_string()),
     }
 }
 
@@ -345,18 +356,16 @@ pub(crate) fn is_throttling(code: &str) -> bool {
     )
 }
 
-/// The [`StoreError`] for a failure nothing more specific applies to.
-pub(crate) fn unavailable(conn: &AwsConnection, what: &str, failure: Failure) -> StoreError {
+/// The [`StoreError`] for a failure nothing more specific applies to: no
+/// answer, or throttled after retries, is [`StoreError::Unavailable`]; any
+/// other answer of the service is [`StoreError::Backend`], holding it.
+pub(crate) fn store_error(conn: &AwsConnection, what: &str, failure: Failure) -> StoreError {
     match failure {
-        Failure::Service { code, message } if is_throttling(&code) => {
-            StoreError::Unavailable(format!(
-                "{what}: throttled by {} after retries ({code}: {message})",
-                conn.target()
-            ))
-        }
-        Failure::Service { code, message } => {
-            StoreError::Unavailable(format!("{what}: {code}: {message}"))
-        }
+        Failure::Service(e) if is_throttling(&e.code) => StoreError::Unavailable(format!(
+            "{what}: throttled by {} after retries ({e})",
+            conn.target()
+        )),
+        Failure::Service(e) => StoreError::backend(what, e),
         Failure::Other(detail) => {
             StoreError::Unavailable(format!("{what}: {} unreachable: {detail}", conn.target()))
         }

@@ -1,4 +1,6 @@
-//! Store backends. Each implements the traits in [`crate::registry::store`].
+//! Store backends. Each implements the traits in [`crate::registry::store`],
+//! and each refuses to write a record the registry's validators refuse
+//! ([`StoreError::Invalid`]), with the checks below.
 
 pub mod aws;
 pub mod dynamodb;
@@ -9,9 +11,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::profile::{Profile, ProfileKind};
+use crate::registry::validate::{agent_problems, validate_client, validate_permission};
 use crate::registry::{
-    AgentStore, ClientStore, CounterStore, EmbeddingStore, PermissionStore, SecretStore,
-    StoreResult,
+    AgentRecord, AgentStore, ClientRecord, ClientStore, CounterStore, EmbeddingStore,
+    PermissionStore, SecretStore, StoreError, StoreResult,
 };
 
 /// Every store the gateway and the console use, chosen once at start-up.
@@ -81,4 +84,45 @@ impl Stores {
             clients: Arc::new(aws::CognitoClients::new(&conn)),
         }
     }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is set before it): the
+/// `updated_at` the stores write.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// `Invalid` unless [`validate_agent`](crate::registry::validate_agent)
+/// accepts the record; the message names the agent and every field at fault.
+pub(crate) fn check_agent(record: &AgentRecord) -> StoreResult<()> {
+    let problems = agent_problems(record);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let problems: Vec<String> = problems
+        .into_iter()
+        .map(|(field, e)| format!("{field}: {e}"))
+        .collect();
+    Err(StoreError::Invalid(format!(
+        "agent {:?}: {}",
+        record.id,
+        problems.join("; ")
+    )))
+}
+
+/// `Invalid` unless `scope` is a valid scope and every agent a valid agent id
+/// or `*`.
+pub(crate) fn check_permission<'a>(
+    scope: &str,
+    agents: impl IntoIterator<Item = &'a String>,
+) -> StoreResult<()> {
+    validate_permission(scope, agents).map_err(StoreError::Invalid)
+}
+
+/// `Invalid` unless the client's id and every scope it may request are valid.
+pub(crate) fn check_client(record: &ClientRecord) -> StoreResult<()> {
+    validate_client(record).map_err(StoreError::Invalid)
 }

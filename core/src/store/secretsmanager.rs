@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 use parking_lot::Mutex;
 
-use super::aws::{classify, unavailable, AwsConnection, Failure};
+use super::aws::{classify, store_error, AwsConnection, Failure};
 use crate::registry::{Secret, SecretStore, StoreError, StoreResult};
 
 /// Days a deleted secret can still be restored (the minimum AWS allows).
@@ -44,9 +44,9 @@ fn is_arn(name: &str) -> bool {
 
 /// "You can't perform this operation on the secret because it was marked for deletion."
 fn marked_for_deletion(f: &Failure) -> bool {
-    matches!(f, Failure::Service { code, message }
-    if code == "InvalidRequestException" && {
-        let m = message.to_ascii_lowercase();
+    matches!(f, Failure::Service(e)
+    if e.code == "InvalidRequestException" && {
+        let m = e.message.to_ascii_lowercase();
         m.contains("marked") && m.contains("delet")
     })
 }
@@ -98,7 +98,7 @@ impl SecretsManagerStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify(&e))
+            .map_err(classify)
     }
 
     async fn restore(&self, id: &str) -> StoreResult<()> {
@@ -108,7 +108,7 @@ impl SecretsManagerStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| unavailable(&self.conn, &format!("restoring secret {id}"), classify(&e)))
+            .map_err(|e| store_error(&self.conn, &format!("restoring secret {id}"), classify(e)))
     }
 }
 
@@ -126,11 +126,11 @@ impl SecretStore for SecretsManagerStore {
             .send()
             .await
             .map_err(|e| {
-                let f = classify(&e);
+                let f = classify(e);
                 if f.code() == Some("ResourceNotFoundException") || marked_for_deletion(&f) {
                     StoreError::NotFound(format!("secret {id}"))
                 } else {
-                    unavailable(&self.conn, &format!("reading secret {id}"), f)
+                    store_error(&self.conn, &format!("reading secret {id}"), f)
                 }
             })?;
         let value = out.secret_string.map(Secret::new).ok_or_else(|| {
@@ -157,12 +157,12 @@ impl SecretStore for SecretsManagerStore {
                 return self
                     .put_value(&id, value)
                     .await
-                    .map_err(|f| unavailable(&self.conn, &what, f));
+                    .map_err(|f| store_error(&self.conn, &what, f));
             }
             Err(e) => {
-                let f = classify(&e);
+                let f = classify(e);
                 if f.code() != Some("ResourceNotFoundException") {
-                    return Err(unavailable(&self.conn, &what, f));
+                    return Err(store_error(&self.conn, &what, f));
                 }
             }
         }
@@ -182,14 +182,14 @@ impl SecretStore for SecretsManagerStore {
         match created {
             Ok(_) => Ok(()),
             Err(e) => {
-                let f = classify(&e);
+                let f = classify(e);
                 if f.code() == Some("ResourceExistsException") {
                     // Created by someone else meanwhile: store our value over it.
                     self.put_value(&id, value)
                         .await
-                        .map_err(|f| unavailable(&self.conn, &what, f))
+                        .map_err(|f| store_error(&self.conn, &what, f))
                 } else {
-                    Err(unavailable(&self.conn, &what, f))
+                    Err(store_error(&self.conn, &what, f))
                 }
             }
         }
@@ -206,11 +206,11 @@ impl SecretStore for SecretsManagerStore {
             .await
             .map(|_| ())
             .map_err(|e| {
-                let f = classify(&e);
+                let f = classify(e);
                 if f.code() == Some("ResourceNotFoundException") || marked_for_deletion(&f) {
                     StoreError::NotFound(format!("secret {id}"))
                 } else {
-                    unavailable(&self.conn, &format!("deleting secret {id}"), f)
+                    store_error(&self.conn, &format!("deleting secret {id}"), f)
                 }
             })
     }
@@ -236,7 +236,7 @@ impl SecretStore for SecretsManagerStore {
             let page = req
                 .send()
                 .await
-                .map_err(|e| unavailable(&self.conn, "listing secrets", classify(&e)))?;
+                .map_err(|e| store_error(&self.conn, "listing secrets", classify(e)))?;
             for entry in page.secret_list() {
                 if entry.deleted_date().is_some() {
                     continue;

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use pretty_assertions::assert_eq;
+use switchboard_core::error::GatewayError;
 use switchboard_core::registry::{
     AgentRecord, BackendAuth, ClientRecord, CounterKey, CounterOutcome, EmbeddingRecord,
     Permission, Secret, StoreError,
@@ -118,6 +119,11 @@ pub async fn permissions(stores: &Stores) {
     assert_eq!(scopes, vec!["only"]);
 }
 
+/// When a key's window begins, in Unix seconds (windows are one minute).
+pub fn start(key: &CounterKey) -> u64 {
+    key.window * 60
+}
+
 pub async fn counters(stores: &Stores) {
     let c = &stores.counters;
     let key = CounterKey {
@@ -126,15 +132,21 @@ pub async fn counters(stores: &Stores) {
         window: 1000,
     };
     assert_eq!(
-        c.try_increment(&key, 2, 2_000_000_000).await.unwrap(),
+        c.try_increment(&key, 2, start(&key), 2_000_000_000)
+            .await
+            .unwrap(),
         CounterOutcome::Allowed(1)
     );
     assert_eq!(
-        c.try_increment(&key, 2, 2_000_000_000).await.unwrap(),
+        c.try_increment(&key, 2, start(&key), 2_000_000_000)
+            .await
+            .unwrap(),
         CounterOutcome::Allowed(2)
     );
     assert_eq!(
-        c.try_increment(&key, 2, 2_000_000_000).await.unwrap(),
+        c.try_increment(&key, 2, start(&key), 2_000_000_000)
+            .await
+            .unwrap(),
         CounterOutcome::Limited(2)
     );
     // Another window, another count.
@@ -143,7 +155,9 @@ pub async fn counters(stores: &Stores) {
         ..key.clone()
     };
     assert_eq!(
-        c.try_increment(&next, 2, 2_000_000_000).await.unwrap(),
+        c.try_increment(&next, 2, start(&next), 2_000_000_000)
+            .await
+            .unwrap(),
         CounterOutcome::Allowed(1)
     );
     // Expired windows are not listed.
@@ -151,14 +165,16 @@ pub async fn counters(stores: &Stores) {
         window: 1,
         ..key.clone()
     };
-    c.try_increment(&old, 5, 100).await.unwrap();
+    c.try_increment(&old, 5, start(&old), 100).await.unwrap();
     let live = c.list(1_000_000).await.unwrap();
     let windows: Vec<(u64, u64)> = live.iter().map(|e| (e.key.window, e.count)).collect();
     assert_eq!(windows, vec![(1000, 2), (1001, 1)]);
     // Limit zero admits nothing.
     let zero = CounterKey { window: 5, ..key };
     assert_eq!(
-        c.try_increment(&zero, 0, 2_000_000_000).await.unwrap(),
+        c.try_increment(&zero, 0, start(&zero), 2_000_000_000)
+            .await
+            .unwrap(),
         CounterOutcome::Limited(0)
     );
 }
@@ -176,7 +192,9 @@ pub async fn counters_exact_under_concurrency(stores: &Stores) {
         let c = c.clone();
         let key = key.clone();
         tasks.push(tokio::spawn(async move {
-            c.try_increment(&key, 100, 2_000_000_000).await.unwrap()
+            c.try_increment(&key, 100, start(&key), 2_000_000_000)
+                .await
+                .unwrap()
         }));
     }
     let mut allowed = 0;
@@ -287,6 +305,137 @@ pub async fn embeddings(stores: &Stores) {
     assert_eq!(e.get("a5").await.unwrap(), None);
 }
 
+/// The message of an `Invalid` error, after checking that the gateway would
+/// answer it with 400.
+fn invalid<T: std::fmt::Debug>(r: Result<T, StoreError>) -> String {
+    let err = r.unwrap_err();
+    let StoreError::Invalid(message) = &err else {
+        panic!("not Invalid: {err:?}")
+    };
+    let message = message.clone();
+    assert_eq!(GatewayError::from(err).status().as_u16(), 400);
+    message
+}
+
+/// Agents and permissions the registry's validators refuse are refused by
+/// the store itself, naming the field, and nothing of the call is written.
+pub async fn refuses_invalid_agents_and_permissions(stores: &Stores) {
+    let s = &stores.agents;
+    assert_eq!(
+        invalid(s.create(agent("Bad")).await),
+        "agent \"Bad\": id: agent id \"Bad\" must start with a lowercase letter or a digit \
+         (pattern ^[a-z0-9][a-z0-9_-]{0,63}$)"
+    );
+    let mut metadata = agent("a1");
+    metadata.url = "http://169.254.169.254/latest".into();
+    assert_eq!(
+        invalid(s.create(metadata).await),
+        "agent \"a1\": url: \"http://169.254.169.254/latest\" points at a link-local or \
+         cloud-metadata address (169.254.169.254 is a cloud-metadata address), which backends \
+         may not use; loopback and private addresses are fine"
+    );
+    assert_eq!(s.list().await.unwrap(), vec![]);
+
+    // An update is judged like a create; the stored record stays as it was.
+    let created = s.create(agent("a1")).await.unwrap();
+    let mut edit = created.clone();
+    edit.auth = BackendAuth::Header {
+        name: "host".into(),
+        secret: " ".into(),
+    };
+    assert_eq!(
+        invalid(s.update(edit).await),
+        "agent \"a1\": auth.name: header host cannot carry backend credentials: HTTP or the \
+         gateway itself sets it; auth.secret: the credential header needs a secret name"
+    );
+    assert_eq!(s.get("a1").await.unwrap(), Some(created.clone()));
+
+    // One invalid record in put_many and none of them is written.
+    let g = s.generation().await.unwrap();
+    let mut bad_token_url = agent("a3");
+    if let BackendAuth::OAuth2 { token_url, .. } = &mut bad_token_url.auth {
+        *token_url = "file:///etc/passwd".into();
+    }
+    let message = invalid(
+        s.put_many(vec![agent("a2"), bad_token_url, agent("a1")])
+            .await,
+    );
+    assert!(
+        message.starts_with("agent \"a3\": auth.token_url: "),
+        "{message}"
+    );
+    assert_eq!(s.list().await.unwrap(), vec![created]);
+    assert_eq!(s.generation().await.unwrap(), g);
+
+    // Permissions: a valid scope, granting valid agent ids or `*`.
+    let p = &stores.permissions;
+    assert_eq!(
+        invalid(p.grant("team a", &["a1".into()]).await),
+        "the scope 'team a' contains ' ', which scopes may not contain"
+    );
+    assert_eq!(
+        invalid(p.grant("team/a", &["a1".into(), "../a2".into()]).await),
+        "scope team/a: agent id \"../a2\" must start with a lowercase letter or a digit \
+         (pattern ^[a-z0-9][a-z0-9_-]{0,63}$)"
+    );
+    assert_eq!(p.list().await.unwrap(), vec![]);
+    p.grant("team/a", &["a1".into(), "*".into()]).await.unwrap();
+    let before = p.list().await.unwrap();
+    let g = p.generation().await.unwrap();
+    let message = invalid(
+        p.replace_all(vec![
+            Permission {
+                scope: "fine".into(),
+                agents: ["a1".to_owned()].into(),
+            },
+            Permission {
+                scope: "team/b".into(),
+                agents: ["A1".to_owned()].into(),
+            },
+        ])
+        .await,
+    );
+    assert!(
+        message.starts_with("scope team/b: agent id \"A1\""),
+        "{message}"
+    );
+    assert_eq!(p.list().await.unwrap(), before);
+    assert_eq!(p.generation().await.unwrap(), g);
+}
+
+/// Issuer clients with an invalid id or scope are refused by the store
+/// (backends whose clients live elsewhere, such as Cognito, have none to refuse).
+pub async fn refuses_invalid_clients(stores: &Stores) {
+    let c = &stores.clients;
+    let rec = ClientRecord {
+        client_id: "c1".into(),
+        secret_hash: "salt$hash".into(),
+        allowed_scopes: vec!["s".into()],
+        created_at: 1,
+    };
+    assert_eq!(
+        invalid(
+            c.create(ClientRecord {
+                client_id: "c/1".into(),
+                ..rec.clone()
+            })
+            .await
+        ),
+        "the client id 'c/1' contains '/'; use only letters, digits, '.', '_' and '-'"
+    );
+    assert_eq!(
+        invalid(
+            c.create(ClientRecord {
+                allowed_scopes: vec!["s".into(), "a\"b".into()],
+                ..rec.clone()
+            })
+            .await
+        ),
+        "client c1: the scope 'a\"b' contains '\"', which scopes may not contain"
+    );
+    assert_eq!(c.list().await.unwrap(), vec![]);
+}
+
 /// Every test above, in order, on fresh stores from `make`.
 pub async fn run_all<F, Fut>(make: F)
 where
@@ -294,6 +443,8 @@ where
     Fut: std::future::Future<Output = Stores>,
 {
     agents(&make().await).await;
+    refuses_invalid_agents_and_permissions(&make().await).await;
+    refuses_invalid_clients(&make().await).await;
     permissions(&make().await).await;
     counters(&make().await).await;
     counters_exact_under_concurrency(&make().await).await;

@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use switchboard_core::profile::Profile;
+use switchboard_core::proxy::card;
 use switchboard_core::registry::StoreResult;
 use switchboard_core::store::Stores;
 use switchboard_core::{Gateway, GatewayConfig};
@@ -224,9 +225,9 @@ impl Core {
             Request::RefreshCounters => self.counters_due.notify_one(),
             Request::CheckHealth => self.health_due.notify_one(),
             Request::FetchCard { url } => self.in_task(|me| async move {
-                let result = crate::cmd::agents::fetch_card(&url)
+                let result = card::fetch_card(&me.http, &url, None, card::TOOL_FETCH_TIMEOUT)
                     .await
-                    .map_err(|e| format!("{e:#}"));
+                    .map_err(|e| e.to_string());
                 me.emit(CoreEvent::CardFetched { url, result }).await;
             }),
             Request::SaveAgent {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::Value;
+use switchboard_core::proxy::card;
 use switchboard_core::registry::{AgentRecord, CounterEntry};
 use switchboard_core::Gateway;
 
@@ -161,43 +161,32 @@ impl Core {
     }
 }
 
-/// Fetches an agent backend's card through `gateway`'s client and backend
-/// credentials: the one place the console fetches a backend's card, for its
-/// health (the agent form's card comes from `cmd::agents::fetch_card`).
+/// An agent's health: its backend's card, fetched through `gateway`'s
+/// client with the backend's credentials.
 async fn fetch_backend_card(gateway: &Gateway, agent: &AgentRecord) -> Health {
     let started = Instant::now();
-    let url = format!(
-        "{}/.well-known/agent-card.json",
-        agent.url.trim_end_matches('/')
-    );
-    let mut req = gateway.http.get(&url).timeout(Duration::from_secs(3));
-    match gateway.backend_auth.header(&agent.id, &agent.auth).await {
-        Ok(Some((name, value))) => req = req.header(name, value),
-        Ok(None) => {}
+    let credential = match gateway.backend_auth.header(&agent.id, &agent.auth).await {
+        Ok(c) => c,
         Err(e) => {
             return Health::Down {
                 error: format!("backend credentials: {e}"),
             }
         }
-    }
-    match req.send().await {
-        Ok(r) if r.status().is_success() => match r.json::<Value>().await {
-            Ok(card) => Health::Up {
-                latency: started.elapsed(),
-                card: Arc::new(card),
-            },
-            Err(_) => Health::Down {
-                error: "the card is not JSON".into(),
-            },
-        },
-        Ok(r) => Health::Down {
-            error: format!("card answered {}", r.status()),
-        },
-        Err(e) if e.is_timeout() => Health::Down {
-            error: "no answer within 3 s".into(),
+    };
+    match card::fetch_card(
+        &gateway.http,
+        &agent.url,
+        credential,
+        card::TOOL_FETCH_TIMEOUT,
+    )
+    .await
+    {
+        Ok(card) => Health::Up {
+            latency: started.elapsed(),
+            card: Arc::new(card),
         },
         Err(e) => Health::Down {
-            error: e.without_url().to_string(),
+            error: e.to_string(),
         },
     }
 }

@@ -6,14 +6,14 @@
 //!
 //! | step | file |
 //! | --- | --- |
-//! | route | [`super::route`] |
-//! | JSON-RPC envelope (body read ahead) | [`super::jsonrpc`] |
+//! | route | [`crate::proxy::route`] |
+//! | JSON-RPC envelope (body read ahead) | [`crate::proxy::jsonrpc`] |
 //! | bearer token, authenticate | [`crate::auth::bearer`] |
 //! | authorize | [`crate::auth::scopes`] |
 //! | rate limit | [`crate::ratelimit`] |
-//! | backend credentials | [`super::backend_auth`] |
-//! | upstream request | [`super::upstream`] |
-//! | relay (plain / SSE) | [`super::relay`], [`super::sse`] |
+//! | backend credentials | [`crate::proxy::backend_auth`] |
+//! | upstream request | [`crate::proxy::upstream`] |
+//! | relay (plain / SSE) | [`crate::proxy::relay`], [`crate::proxy::sse`] |
 //! | audit record | [`crate::audit`] |
 
 use std::net::SocketAddr;
@@ -26,13 +26,13 @@ use axum::http::Request;
 use axum::response::Response;
 use serde_json::Value;
 
-use super::path::AgentRoute;
-use super::upstream::Upstream;
-use super::{jsonrpc, relay, route, upstream};
 use crate::audit::Record;
 use crate::auth::{authenticate, authorize};
 use crate::error::{ErrorStyle, GatewayError};
 use crate::gateway::Gateway;
+use crate::proxy::path::AgentRoute;
+use crate::proxy::upstream::Upstream;
+use crate::proxy::{jsonrpc, relay, route, upstream};
 use crate::ratelimit::Budget;
 
 /// Handles one call to an agent; `target` is its parsed path.
