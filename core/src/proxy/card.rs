@@ -29,15 +29,10 @@ pub const CARD_PATH: &str = ".well-known/agent-card.json";
 /// Why a backend's card could not be had. The messages name no URL.
 #[derive(Debug, thiserror::Error)]
 pub enum CardError {
-    /// No answer within the timeout.
-    #[error("no answer within {} s", .0.as_secs_f64())]
-    Timeout(Duration),
-    /// No connection.
-    #[error("{0}")]
-    Unreachable(String),
-    /// The connection broke, or the answer is not HTTP.
-    #[error("{0}")]
-    Broken(String),
+    /// The request failed: no answer in time, no connection, or an answer
+    /// that is not HTTP.
+    #[error("{}", detail(.0))]
+    Failed(GatewayError),
     /// The backend answered, but not with a success status.
     #[error("the card request answered {0}")]
     Status(StatusCode),
@@ -46,11 +41,19 @@ pub enum CardError {
     NotJson(String),
 }
 
+/// What went wrong with a backend request, with the detail a caller of the
+/// gateway is not told but an operator is.
+fn detail(e: &GatewayError) -> String {
+    match e {
+        GatewayError::BackendUnreachable(d) | GatewayError::BackendBadResponse(d) => d.clone(),
+        other => other.to_string(),
+    }
+}
+
 impl From<CardError> for GatewayError {
     fn from(e: CardError) -> Self {
         match e {
-            CardError::Timeout(_) => GatewayError::BackendTimeout,
-            CardError::Unreachable(d) => GatewayError::BackendUnreachable(d),
+            CardError::Failed(e) => e,
             other => GatewayError::BackendBadResponse(other.to_string()),
         }
     }
@@ -76,15 +79,7 @@ pub async fn fetch_card(
     if let Some((name, value)) = credential {
         req = req.header(name, value);
     }
-    let failed = |e: reqwest::Error| {
-        if e.is_timeout() {
-            CardError::Timeout(timeout)
-        } else if e.is_connect() {
-            CardError::Unreachable(e.without_url().to_string())
-        } else {
-            CardError::Broken(e.without_url().to_string())
-        }
-    };
+    let failed = |e| CardError::Failed(GatewayError::from_backend(e));
     let resp = req.send().await.map_err(failed)?;
     if !resp.status().is_success() {
         return Err(CardError::Status(resp.status()));
