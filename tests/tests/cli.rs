@@ -1,66 +1,39 @@
 //! The real `switchboard` binary: `serve --json`, and CLI edits reaching the
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! running gateway through the shared data directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use pretty_assertions::assert_eq;
 use serde_json::{json, Value};
 
-fn binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("SWITCHBOARD_BIN") {
-        return PathBuf::from(p);
-    }
-    // target/<profile>/deps/cli-xxxx → target/<profile>/switchboard
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("switchboard");
-    assert!(
-        bin.exists(),
-        "the switchboard binary is not built at {}: run `cargo build -p switchboard` (tests/run does) or set SWITCHBOARD_BIN",
-        bin.display()
-    );
-    bin
-}
-
 struct Serve {
-    child: Child,
+    _process: common::ServeProcess,
     info: Value,
     dir: tempfile::TempDir,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn serve() -> Serve {
     let dir = tempfile::tempdir().unwrap();
     common::install_test_key(dir.path());
-    let mut child = Command::new(binary())
-        .args(["--data-dir"])
+    let mut cmd = Command::new(common::binary());
+    cmd.args(["--data-dir"])
         .arg(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let info: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-    Serve { child, info, dir }
+        .args(["serve", "--listen", "127.0.0.1:0", "--json"]);
+    let process = common::ServeProcess::start(cmd, &dir.path().join("serve.stderr"));
+    Serve {
+        info: process.info.clone(),
+        _process: process,
+        dir,
+    }
 }
 
 fn cli(dir: &Path, args: &[&str]) -> Output {
-    Command::new(binary())
+    Command::new(common::binary())
         .arg("--data-dir")
         .arg(dir)
         .args(args)
@@ -118,7 +91,7 @@ async fn call(http: &reqwest::Client, info: &Value, agent: &str, token: &str) ->
     .as_u16()
 }
 
-/// Polls until `call` answers `want`, for at most five seconds.
+/// Polls until `call` answers `want`, for at most [`common::PATIENCE`].
 async fn until_status(
     http: &reqwest::Client,
     info: &Value,
@@ -133,7 +106,7 @@ async fn until_status(
             return start.elapsed();
         }
         assert!(
-            start.elapsed() < Duration::from_secs(5),
+            start.elapsed() < common::PATIENCE,
             "the running gateway still answers {got} for {agent}, expected {want}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;

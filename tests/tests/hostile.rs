@@ -630,7 +630,7 @@ impl Fixture {
 
     async fn run(&self, case: &Case) -> Result<(), String> {
         self.reset_backends().await;
-        let resp = rawhttp::send(self.addr, &case.request, Duration::from_secs(10))
+        let resp = rawhttp::send(self.addr, &case.request, common::PATIENCE)
             .await
             .map_err(|e| format!("no response: {e}"))?;
         // Let a backend that was reached finish logging.
@@ -1890,7 +1890,7 @@ async fn hostile_requests_get_the_answers_the_table_gives() {
     let health = rawhttp::send(
         f.addr,
         &RawRequest::new("GET", "/healthz"),
-        Duration::from_secs(5),
+        common::PATIENCE,
     )
     .await
     .unwrap();
@@ -1921,7 +1921,7 @@ async fn oversized_bodies_are_refused_before_the_client_finishes_sending() {
     // what counts is the answer.
     let _ = conn.write(&vec![b' '; 16 * 1024]).await;
     let resp = conn
-        .read_response(Duration::from_secs(5), false)
+        .read_response(common::PATIENCE, false)
         .await
         .expect("the gateway answers before the body is complete");
     assert_eq!(resp.status, 413);
