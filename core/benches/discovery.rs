@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -34,34 +35,23 @@ use switchboard_core::store::Stores;
 const AGENTS: &str = include_str!("../../fixtures/discovery/agents.json");
 const QUERIES: &str = include_str!("../../fixtures/discovery/queries.json");
 
+/// What to run.
+#[derive(Debug, Parser)]
+#[command(
+    name = "discovery",
+    about = "Discovery benchmark: quality on the labelled fixture, and build and query speed at scale with the real model",
+    override_usage = "cargo bench -p switchboard-core --bench discovery -- [--agents N] [--queries N]"
+)]
 struct Options {
+    /// Synthetic agents indexed for the speed run
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
     agents: usize,
+    /// Queries timed against them
+    #[arg(long, value_name = "N", default_value_t = 500)]
     queries: usize,
-}
-
-fn options() -> Result<Options, String> {
-    let mut o = Options {
-        agents: 10_000,
-        queries: 500,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut num = |name: &str| -> Result<usize, String> {
-            args.next()
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| format!("{name} needs a number"))
-        };
-        match a.as_str() {
-            "--agents" => o.agents = num("--agents")?,
-            "--queries" => o.queries = num("--queries")?,
-            "--bench" => {}
-            "-h" | "--help" => {
-                return Err("usage: cargo bench -p switchboard-core --bench discovery -- [--agents N] [--queries N]".into())
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(o)
+    /// Passed by `cargo bench` to every bench target; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 fn rss_mib() -> (f64, f64) {
@@ -424,13 +414,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() -> ExitCode {
-    let opts = match options() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+    let opts = Options::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
