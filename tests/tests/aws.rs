@@ -83,17 +83,6 @@ fn run(config: &Path, data: &Path, args: &[&str]) -> Output {
     switchboard(config, data).args(args).output().unwrap()
 }
 
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
 /// A `switchboard serve --profile e2e --json` process.
 struct Gateway {
     _process: ServeProcess,
@@ -148,9 +137,10 @@ async fn post(http: &reqwest::Client, gateway: &str, token: &str, id: &str) -> r
 #[tokio::test]
 async fn two_gateway_processes_admit_exactly_the_limit_together() {
     let s = start_on(Backend::Aws).await;
-    let mut echo = s.stack.stores.agents.get("echo").await.unwrap().unwrap();
-    echo.rate_limit = Some(100);
-    s.stack.stores.agents.update(echo).await.unwrap();
+    s.edit_agent("echo", |echo| {
+        echo.rate_limit = Some(100);
+    })
+    .await;
     let (gateways, _dir) = two_gateways(&s);
     let token = Arc::new(s.token(&["switchboard/echo"]).await);
     let urls: Vec<String> = gateways.iter().map(|g| g.url.clone()).collect();
@@ -323,13 +313,13 @@ async fn a_request_makes_one_store_call_the_counter() {
 #[tokio::test]
 async fn a_missing_secret_is_502_on_secrets_manager() {
     let s = start_on(Backend::Aws).await;
-    let mut echo = s.stack.stores.agents.get("echo").await.unwrap().unwrap();
-    echo.auth = BackendAuth::Header {
-        name: "x-api-key".into(),
-        secret: "arn:aws:secretsmanager:us-east-1:123456789012:secret:nowhere-AbCdEf".into(),
-    };
-    s.stack.stores.agents.update(echo).await.unwrap();
-    s.reload().await;
+    s.edit_agent("echo", |echo| {
+        echo.auth = BackendAuth::Header {
+            name: "x-api-key".into(),
+            secret: "arn:aws:secretsmanager:us-east-1:123456789012:secret:nowhere-AbCdEf".into(),
+        };
+    })
+    .await;
     let token = s.token(&["switchboard/echo"]).await;
     let resp = s.send("echo", Some(&token), &send_message("1", "x")).await;
     assert_eq!(resp.status(), 502);

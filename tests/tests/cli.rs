@@ -41,17 +41,6 @@ fn cli(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
 fn fails(out: &Output, code: i32, message: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
@@ -154,19 +143,19 @@ async fn serve_json_and_cli_edits_reach_the_running_gateway() {
     assert_eq!(call(&http, info, "echo", &tok).await, 200);
 
     // Disable through the CLI: the running gateway answers 404 shortly after.
-    ok(&cli(s.dir.path(), &["agents", "disable", "echo"]));
+    common::ok(&cli(s.dir.path(), &["agents", "disable", "echo"]));
     let took = until_status(&http, info, "echo", &tok, 404).await;
     eprintln!("disable reached the gateway after {took:?}");
-    ok(&cli(s.dir.path(), &["agents", "enable", "echo"]));
+    common::ok(&cli(s.dir.path(), &["agents", "enable", "echo"]));
     until_status(&http, info, "echo", &tok, 200).await;
 
     // Revoke and grant.
-    ok(&cli(
+    common::ok(&cli(
         s.dir.path(),
         &["permissions", "revoke", "switchboard/echo", "echo"],
     ));
     until_status(&http, info, "echo", &tok, 403).await;
-    ok(&cli(
+    common::ok(&cli(
         s.dir.path(),
         &["permissions", "grant", "switchboard/echo", "echo"],
     ));
@@ -174,7 +163,7 @@ async fn serve_json_and_cli_edits_reach_the_running_gateway() {
 
     // A new agent added through the CLI, pointing at the stream sample's backend.
     let stream_url = info["agents"][1]["url"].as_str().unwrap();
-    let added: Value = serde_json::from_str(&ok(&cli(
+    let added: Value = serde_json::from_str(&common::ok(&cli(
         s.dir.path(),
         &[
             "agents", "add", "copy", "--url", stream_url, "--limit", "5", "--json",
@@ -188,14 +177,14 @@ async fn serve_json_and_cli_edits_reach_the_running_gateway() {
         json!("Stream Agent"),
         "name taken from the card: {added}"
     );
-    ok(&cli(
+    common::ok(&cli(
         s.dir.path(),
         &["permissions", "grant", "switchboard/echo", "copy"],
     ));
     until_status(&http, info, "copy", &tok, 200).await;
 
     // A client added through the CLI can get tokens right away.
-    let client: Value = serde_json::from_str(&ok(&cli(
+    let client: Value = serde_json::from_str(&common::ok(&cli(
         s.dir.path(),
         &[
             "clients",
@@ -229,7 +218,7 @@ async fn serve_json_and_cli_edits_reach_the_running_gateway() {
     );
 
     // Minted tokens work against the gateway, and decode explains them.
-    let minted = ok(&cli(
+    let minted = common::ok(&cli(
         s.dir.path(),
         &[
             "token",
@@ -242,7 +231,7 @@ async fn serve_json_and_cli_edits_reach_the_running_gateway() {
     ));
     let minted = minted.trim();
     assert_eq!(call(&http, info, "echo", minted).await, 403);
-    let decoded: Value = serde_json::from_str(&ok(&cli(
+    let decoded: Value = serde_json::from_str(&common::ok(&cli(
         s.dir.path(),
         &["token", "decode", minted, "--json"],
     )))
@@ -263,7 +252,7 @@ async fn serve_json_and_cli_edits_reach_the_running_gateway() {
 fn bad_input_is_refused_with_a_message_and_nothing_written() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(&cli(
+    common::ok(&cli(
         d,
         &[
             "agents",
@@ -343,10 +332,11 @@ fn bad_input_is_refused_with_a_message_and_nothing_written() {
         "unrecognized subcommand",
     );
 
-    let list: Value = serde_json::from_str(&ok(&cli(d, &["agents", "list", "--json"]))).unwrap();
+    let list: Value =
+        serde_json::from_str(&common::ok(&cli(d, &["agents", "list", "--json"]))).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
     let perms: Value =
-        serde_json::from_str(&ok(&cli(d, &["permissions", "list", "--json"]))).unwrap();
+        serde_json::from_str(&common::ok(&cli(d, &["permissions", "list", "--json"]))).unwrap();
     assert_eq!(perms, json!([]));
 }
 
@@ -375,7 +365,8 @@ fn import_is_validated_whole_and_export_round_trips() {
         stderr.contains("BAD") && stderr.contains("ghost") && stderr.contains("metadata"),
         "{stderr}"
     );
-    let list: Value = serde_json::from_str(&ok(&cli(d, &["agents", "list", "--json"]))).unwrap();
+    let list: Value =
+        serde_json::from_str(&common::ok(&cli(d, &["agents", "list", "--json"]))).unwrap();
     assert_eq!(list, json!([]));
 
     let good = d.join("good.json");
@@ -390,8 +381,8 @@ fn import_is_validated_whole_and_export_round_trips() {
         .unwrap(),
     )
     .unwrap();
-    ok(&cli(d, &["import", good.to_str().unwrap()]));
-    let exported: Value = serde_json::from_str(&ok(&cli(d, &["export"]))).unwrap();
+    common::ok(&cli(d, &["import", good.to_str().unwrap()]));
+    let exported: Value = serde_json::from_str(&common::ok(&cli(d, &["export"]))).unwrap();
     assert_eq!(exported["agents"].as_array().unwrap().len(), 50);
     assert_eq!(
         exported["permissions"],
@@ -402,8 +393,8 @@ fn import_is_validated_whole_and_export_round_trips() {
     let other = tempfile::tempdir().unwrap();
     let file = d.join("export.json");
     std::fs::write(&file, serde_json::to_string(&exported).unwrap()).unwrap();
-    ok(&cli(other.path(), &["import", file.to_str().unwrap()]));
-    let again: Value = serde_json::from_str(&ok(&cli(other.path(), &["export"]))).unwrap();
+    common::ok(&cli(other.path(), &["import", file.to_str().unwrap()]));
+    let again: Value = serde_json::from_str(&common::ok(&cli(other.path(), &["export"]))).unwrap();
     assert_eq!(again["permissions"], exported["permissions"]);
     let ids = |v: &Value| -> Vec<String> {
         v["agents"]

@@ -1043,13 +1043,13 @@ async fn a_failing_backend_token_endpoint_is_502_and_not_hammered() {
 async fn a_missing_secret_storm_reads_secrets_manager_once() {
     let s = start_on(Backend::Aws).await;
     let aws = s.aws.as_ref().unwrap();
-    let mut echo = s.stack.stores.agents.get("echo").await.unwrap().unwrap();
-    echo.auth = BackendAuth::Header {
-        name: "authorization".into(),
-        secret: "storm/api-key".into(),
-    };
-    s.stack.stores.agents.update(echo).await.unwrap();
-    s.reload().await;
+    s.edit_agent("echo", |echo| {
+        echo.auth = BackendAuth::Header {
+            name: "authorization".into(),
+            secret: "storm/api-key".into(),
+        };
+    })
+    .await;
     let token = s.token(&["switchboard/echo"]).await;
     let url = s.gw("/agents/echo");
     let reads = || {

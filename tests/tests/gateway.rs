@@ -155,10 +155,10 @@ async fn forbidden_unknown_and_disabled_agents(b: Backend) {
     assert_eq!(body["error"]["message"], json!("no agent nope"));
     assert_eq!(body["id"], json!("2"));
 
-    let mut echo = s.stack.stores.agents.get("echo").await.unwrap().unwrap();
-    echo.enabled = false;
-    s.stack.stores.agents.update(echo).await.unwrap();
-    s.reload().await;
+    s.edit_agent("echo", |echo| {
+        echo.enabled = false;
+    })
+    .await;
     let resp = s.send("echo", Some(&token), &send_message("3", "x")).await;
     assert_eq!(resp.status(), 404);
 
@@ -227,10 +227,10 @@ async fn body_over_the_limit_is_413(b: Backend) {
 
 async fn exactly_the_limit_passes_under_concurrency(b: Backend) {
     let s = Arc::new(start_on(b).await);
-    let mut echo = s.stack.stores.agents.get("echo").await.unwrap().unwrap();
-    echo.rate_limit = Some(100);
-    s.stack.stores.agents.update(echo).await.unwrap();
-    s.reload().await;
+    s.edit_agent("echo", |echo| {
+        echo.rate_limit = Some(100);
+    })
+    .await;
     let token = Arc::new(s.token(&["switchboard/echo"]).await);
     // The burst inside one window, so that exactly the limit is admitted.
     let answers = in_one_window(Duration::from_secs(20), || {
@@ -382,13 +382,13 @@ mod jsonwebtoken {
 
 async fn missing_backend_secret_is_502(b: Backend) {
     let s = start_on(b).await;
-    let mut echo = s.stack.stores.agents.get("echo").await.unwrap().unwrap();
-    echo.auth = BackendAuth::Header {
-        name: "x-api-key".into(),
-        secret: "does-not-exist".into(),
-    };
-    s.stack.stores.agents.update(echo).await.unwrap();
-    s.reload().await;
+    s.edit_agent("echo", |echo| {
+        echo.auth = BackendAuth::Header {
+            name: "x-api-key".into(),
+            secret: "does-not-exist".into(),
+        };
+    })
+    .await;
     let token = s.token(&["switchboard/echo"]).await;
     let resp = s.send("echo", Some(&token), &send_message("1", "x")).await;
     assert_eq!(resp.status(), 502);

@@ -23,6 +23,8 @@
 //! [`stats`] and [`meters`] count, [`nginx`] is the reference proxy and
 //! [`report`] prints the tables.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod load;
 mod meters;
 mod nginx;
@@ -186,7 +188,7 @@ pub(crate) fn run(cfg: &Config) -> Result<u64> {
         eprintln!("self-test: starting an in-process echo server instead of `switchboard serve`");
         Stack::self_test()?
     } else {
-        let bin = switchboard_bin(cfg)?;
+        let bin = common::switchboard_bin(cfg.bin.as_deref())?;
         eprintln!("starting {} serve", bin.display());
         Stack::spawn(&bin, tmp.path())?
     };

@@ -11,37 +11,6 @@ pub(crate) struct Stack {
     pub(crate) self_test: Option<SelfTestServer>,
 }
 
-pub(crate) fn switchboard_bin(cfg: &Config) -> Result<PathBuf> {
-    if let Some(bin) = &cfg.bin {
-        if !bin.is_file() {
-            bail!("SWITCHBOARD_BIN / --bin {} is not a file", bin.display());
-        }
-        return Ok(bin.clone());
-    }
-    // This benchmark runs as <target>/release/deps/gateway-<hash>; the binary
-    // is <target>/release/switchboard (CARGO_TARGET_DIR is respected for free).
-    let exe = std::env::current_exe()?;
-    let mut candidates = Vec::new();
-    for dir in exe.ancestors().skip(1).take(2) {
-        candidates.push(dir.join("switchboard"));
-    }
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .ok_or_else(|| {
-            anyhow!(
-                "switchboard binary not found (looked for {}); run `cargo build --release -p switchboard` \
-                 (tests/bench does) or set SWITCHBOARD_BIN",
-                candidates
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })
-}
-
 impl Stack {
     pub(crate) fn spawn(bin: &Path, tmp: &Path) -> Result<Self> {
         let data_dir = tmp.join("data");

@@ -26,6 +26,8 @@
 //! The code: [`serve`] runs and watches the server, [`traffic`] sends the
 //! mix, [`report`] judges; the run itself is here.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod report;
 mod serve;
 mod traffic;
@@ -82,8 +84,8 @@ fn main() -> ExitCode {
     name = "soak",
     about = "soak benchmark: `switchboard serve` (release) under steady mixed traffic; errors, RSS and fds over time",
     override_usage = "cargo bench -p switchboard-tests --bench soak -- [OPTIONS]",
-    before_help = "how to run (on a quiet machine; the full run takes the --duration):\n  cargo build --release -p switchboard\n  cargo bench -p switchboard-tests --bench soak -- --duration 10m",
-    after_help = "mix of every 20 requests: 11 SendMessage, 3 invalid token, 3 SendStreamingMessage, 3 to a 5/min agent.\n\
+    after_help = "how to run (on a quiet machine; the full run takes the --duration):\n  cargo build --release -p switchboard\n  cargo bench -p switchboard-tests --bench soak -- --duration 10m\n\n\
+                  mix of every 20 requests: 11 SendMessage, 3 invalid token, 3 SendStreamingMessage, 3 to a 5/min agent.\n\
                   pass: zero 5xx and transport errors; only expected statuses; RSS end within 10% or 8 MiB of after\n\
                   warm-up; descriptors at the end (drained) no more than after warm-up + 8.\n\
                   exit status: 0 PASS, 1 FAIL, 2 the benchmark itself failed."
@@ -143,7 +145,7 @@ fn parse_duration(v: &str) -> Result<Duration> {
 // the run
 
 pub(crate) fn run(cfg: &Config) -> Result<bool> {
-    let bin = switchboard_bin(cfg)?;
+    let bin = common::switchboard_bin(cfg.bin.as_deref())?;
     let tmp = tempfile::Builder::new()
         .prefix("switchboard-soak-")
         .tempdir()?;

@@ -3,34 +3,6 @@
 
 use super::*;
 
-pub(crate) fn switchboard_bin(cfg: &Config) -> Result<PathBuf> {
-    if let Some(bin) = &cfg.bin {
-        if !bin.is_file() {
-            bail!("--bin / SWITCHBOARD_BIN {} is not a file", bin.display());
-        }
-        return Ok(bin.clone());
-    }
-    // This runs as <target>/release/deps/soak-<hash>; the binary is
-    // <target>/release/switchboard.
-    let exe = std::env::current_exe()?;
-    let candidates: Vec<PathBuf> = exe
-        .ancestors()
-        .skip(1)
-        .take(2)
-        .map(|d| d.join("switchboard"))
-        .collect();
-    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-        anyhow!(
-            "the switchboard binary is not built (looked for {}): run `cargo build --release -p switchboard` or set SWITCHBOARD_BIN",
-            candidates
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })
-}
-
 pub(crate) struct Serve {
     pub(crate) child: Child,
     pub(crate) info: Value,

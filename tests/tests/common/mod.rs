@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use switchboard_core::profile::AwsProfile;
+use switchboard_core::registry::AgentRecord;
 use switchboard_core::store::aws::{AwsConnection, AwsCredentials, AwsSettings};
 use switchboard_core::store::dynamodb::DynamoStore;
 use switchboard_core::store::Stores;
@@ -18,7 +19,7 @@ use switchboard_tests::faults::FaultProxy;
 use switchboard_tests::moto::{self, Moto};
 use tempfile::TempDir;
 
-pub use process::{binary, ServeProcess};
+pub use process::{binary, ok, ServeProcess};
 pub use wait::{in_one_window, until, PATIENCE, SLACK};
 
 pub struct Stack {
@@ -251,6 +252,15 @@ impl Stack {
     /// Waits until the gateway's registry cache has caught up with the store.
     pub async fn reload(&self) {
         self.stack.gateway.registry.reload().await.unwrap();
+    }
+
+    /// Edits agent `id` in the store, and waits until the gateway has the edit.
+    pub async fn edit_agent(&self, id: &str, edit: impl FnOnce(&mut AgentRecord)) {
+        let agents = &self.stack.stores.agents;
+        let mut agent = agents.get(id).await.unwrap().unwrap();
+        edit(&mut agent);
+        agents.update(agent).await.unwrap();
+        self.reload().await;
     }
 
     /// The `Authorization` header of every request sample agent `agent`
