@@ -97,12 +97,21 @@ async fn failures_are_remembered_briefly() {
     let (_dir, auth) = setup().await;
     let (url, calls) = token_endpoint(500).await;
     let spec = oauth(&url, "cs");
+    let started = std::time::Instant::now();
     for _ in 0..10 {
         let err = auth.header("a", &spec).await.unwrap_err();
         assert!(matches!(err, GatewayError::BackendAuth(_)), "{err:?}");
         assert_eq!(err.status(), 502);
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // One fetch, and one more per failure TTL the calls outlasted (none,
+    // unless the machine is very busy).
+    let ttl = switchboard_core::proxy::backend_auth::FAILURE_TTL;
+    let allowed = 1 + (started.elapsed().as_secs_f64() / ttl.as_secs_f64()).floor() as usize;
+    let calls = calls.load(Ordering::SeqCst);
+    assert!(
+        (1..=allowed).contains(&calls),
+        "{calls} token requests for 10 calls (at most {allowed})"
+    );
 }
 
 #[tokio::test]

@@ -182,11 +182,13 @@ async fn an_increment_waits_out_a_short_lock_and_counts_once() {
     assert_eq!(first.unwrap(), CounterOutcome::Allowed(1));
 
     let locker = rusqlite_lock(&store.counters_path());
+    // Taken before the lock's holder starts its 300 ms: the lock cannot be
+    // released sooner than 300 ms after this, however the threads are run.
+    let started = std::time::Instant::now();
     let released = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(300));
         drop(locker);
     });
-    let started = std::time::Instant::now();
     let second = store
         .try_increment(
             &counter_key(3),
@@ -197,7 +199,7 @@ async fn an_increment_waits_out_a_short_lock_and_counts_once() {
         .await;
     assert_eq!(second.unwrap(), CounterOutcome::Allowed(2));
     assert!(
-        started.elapsed() >= std::time::Duration::from_millis(250),
+        started.elapsed() >= std::time::Duration::from_millis(300),
         "counted while the file was locked: {:?}",
         started.elapsed()
     );

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use clap::Parser;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use switchboard_core::profile::AwsProfile;
@@ -34,39 +35,26 @@ use switchboard_emulator::stack::{open_stores, LocalStack, StackOptions};
 use switchboard_tests::faults::FaultProxy;
 use switchboard_tests::moto::{self, Moto};
 
+/// What to run.
+#[derive(Debug, Parser)]
+#[command(
+    name = "aws",
+    about = "AWS profile benchmark: a request on DynamoDB and Secrets Manager (local moto) against SQLite, and the store calls per request",
+    override_usage = "cargo bench -p switchboard-tests --bench aws -- [--requests N] [--concurrency N] [--warmup N]"
+)]
 struct Options {
+    /// Requests measured per run (half of them for the run one at a time)
+    #[arg(long, value_name = "N", default_value_t = 2000)]
     requests: usize,
+    /// Requests in flight in the concurrent run
+    #[arg(long, value_name = "N", default_value_t = 16)]
     concurrency: usize,
+    /// Requests sent before measuring
+    #[arg(long, value_name = "N", default_value_t = 200)]
     warmup: usize,
-}
-
-fn options() -> Result<Options> {
-    let mut o = Options {
-        requests: 2000,
-        concurrency: 16,
-        warmup: 200,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = |name: &str| -> Result<usize> {
-            args.next()
-                .with_context(|| format!("{name} needs a value"))?
-                .parse()
-                .with_context(|| format!("{name} needs a number"))
-        };
-        match a.as_str() {
-            "--requests" => o.requests = value("--requests")?,
-            "--concurrency" => o.concurrency = value("--concurrency")?,
-            "--warmup" => o.warmup = value("--warmup")?,
-            "--bench" => {}
-            "--help" | "-h" => {
-                println!("usage: cargo bench -p switchboard-tests --bench aws -- [--requests N] [--concurrency N] [--warmup N]");
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other:?} (try --help)"),
-        }
-    }
-    Ok(o)
+    /// Passed by `cargo bench` to every bench target; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 fn config() -> GatewayConfig {
@@ -237,7 +225,7 @@ fn diff_row(name: &str, a: &Run, b: &Run) -> String {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let o = options()?;
+    let o = Options::parse();
     let http = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(256)

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -132,6 +133,38 @@ def state_name(state: int | None) -> str:
     return "-" if state is None else TaskState.Name(state)
 
 
+def status_time(ev: StreamResponse) -> float | None:
+    """When the agent set the status a task or status event carries (Unix seconds)."""
+    if ev.HasField("task"):
+        status = ev.task.status
+    elif ev.HasField("status_update"):
+        status = ev.status_update.status
+    else:
+        return None
+    if not status.HasField("timestamp"):
+        return None
+    return status.timestamp.ToDatetime(tzinfo=timezone.utc).timestamp()
+
+
+def rfc3339_seconds(text: str) -> float:
+    """An RFC 3339 UTC timestamp (`2026-01-02T03:04:05.123456Z`) as Unix seconds."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+# Streaming, not buffering, is told by the agent's own clock, never by how
+# long the client took: the stream's first event must reach the client
+# before the agent has even set the final status (the stream agent pauses
+# between events, 500 ms when the text says "slow", so that is seconds
+# later however busy the machine).
+def first_before_final(first_wall: float, final_set_at: float | None, story: str) -> None:
+    assert final_set_at is not None, f"the final status has no timestamp:\n{story}"
+    assert first_wall < final_set_at, (
+        f"the first event reached the client at {datetime.fromtimestamp(first_wall, timezone.utc).isoformat()}, "
+        f"after the agent set the final status at {datetime.fromtimestamp(final_set_at, timezone.utc).isoformat()}: "
+        f"delivered in one burst?\n{story}"
+    )
+
+
 @dataclass
 class Timed:
     at: float  # time.monotonic() on arrival
@@ -146,14 +179,14 @@ async def timed(stream: AsyncIterator[Any]) -> list[Timed]:
     return out
 
 
-async def sse_events(resp: httpx.Response) -> AsyncIterator[tuple[str, str, float]]:
-    """(event name, data, arrival monotonic time) for each SSE event of a streaming response."""
+async def sse_events(resp: httpx.Response) -> AsyncIterator[tuple[str, str, float, float]]:
+    """(event name, data, arrival monotonic time, arrival wall time) for each SSE event of a streaming response."""
     name, data = "message", []
     async for line in resp.aiter_lines():
         line = line.rstrip("\r\n")
         if not line:
             if data:
-                yield name, "\n".join(data), time.monotonic()
+                yield name, "\n".join(data), time.monotonic(), time.time()
             name, data = "message", []
             continue
         if line.startswith(":"):
@@ -166,4 +199,4 @@ async def sse_events(resp: httpx.Response) -> AsyncIterator[tuple[str, str, floa
         elif key == "data":
             data.append(value)
     if data:
-        yield name, "\n".join(data), time.monotonic()
+        yield name, "\n".join(data), time.monotonic(), time.time()

@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,7 +62,7 @@ endpoint_url = "{endpoint}"
 
 /// The binary with the test's credentials and nothing of the developer's AWS setup.
 fn switchboard(config: &Path, data: &Path) -> Command {
-    let mut cmd = Command::new(switchboard_binary());
+    let mut cmd = Command::new(binary());
     cmd.arg("--config")
         .arg(config)
         .arg("--data-dir")
@@ -84,61 +83,29 @@ fn run(config: &Path, data: &Path, args: &[&str]) -> Output {
     switchboard(config, data).args(args).output().unwrap()
 }
 
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
 /// A `switchboard serve --profile e2e --json` process.
 struct Gateway {
-    child: Child,
+    _process: ServeProcess,
     url: String,
     _data: tempfile::TempDir,
 }
 
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(config: &Path) -> Gateway {
     let data = tempfile::tempdir().unwrap();
-    let log = data.path().join("serve.log");
-    let mut child = switchboard(config, data.path())
-        .args([
-            "--profile",
-            "e2e",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let info: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {line:?}\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        )
-    });
-    assert_eq!(info["profile"], json!("e2e"));
+    let mut cmd = switchboard(config, data.path());
+    cmd.args([
+        "--profile",
+        "e2e",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--json",
+    ]);
+    let process = ServeProcess::start(cmd, &data.path().join("serve.log"));
+    assert_eq!(process.info["profile"], json!("e2e"));
     Gateway {
-        child,
-        url: info["gateway_url"].as_str().unwrap().to_owned(),
+        url: process.url("gateway_url"),
+        _process: process,
         _data: data,
     }
 }
@@ -170,31 +137,36 @@ async fn post(http: &reqwest::Client, gateway: &str, token: &str, id: &str) -> r
 #[tokio::test]
 async fn two_gateway_processes_admit_exactly_the_limit_together() {
     let s = start_on(Backend::Aws).await;
-    let mut echo = s.stack.stores.agents.get("echo").await.unwrap().unwrap();
-    echo.rate_limit = Some(100);
-    s.stack.stores.agents.update(echo).await.unwrap();
+    s.edit_agent("echo", |echo| {
+        echo.rate_limit = Some(100);
+    })
+    .await;
     let (gateways, _dir) = two_gateways(&s);
     let token = Arc::new(s.token(&["switchboard/echo"]).await);
-    if now() % 60 >= 45 {
-        tokio::time::sleep(Duration::from_secs(61 - now() % 60)).await;
-    }
     let urls: Vec<String> = gateways.iter().map(|g| g.url.clone()).collect();
-    let mut tasks = Vec::new();
-    for i in 0..256 {
-        let http = s.http.clone();
-        let token = token.clone();
-        let url = urls[i % 2].clone();
-        tasks.push(tokio::spawn(async move {
-            post(&http, &url, &token, &i.to_string())
-                .await
-                .status()
-                .as_u16()
-        }));
-    }
-    let mut by_status = std::collections::BTreeMap::new();
-    for t in tasks {
-        *by_status.entry(t.await.unwrap()).or_insert(0) += 1;
-    }
+    let by_status = in_one_window(Duration::from_secs(20), || {
+        let (http, token, urls) = (s.http.clone(), token.clone(), urls.clone());
+        async move {
+            let mut tasks = Vec::new();
+            for i in 0..256 {
+                let http = http.clone();
+                let token = token.clone();
+                let url = urls[i % 2].clone();
+                tasks.push(tokio::spawn(async move {
+                    post(&http, &url, &token, &i.to_string())
+                        .await
+                        .status()
+                        .as_u16()
+                }));
+            }
+            let mut by_status = std::collections::BTreeMap::new();
+            for t in tasks {
+                *by_status.entry(t.await.unwrap()).or_insert(0) += 1;
+            }
+            by_status
+        }
+    })
+    .await;
     assert_eq!(by_status, [(200, 100), (429, 156)].into_iter().collect());
 }
 
@@ -215,7 +187,9 @@ async fn an_edit_reaches_every_instance_within_the_bound() {
         &["--profile", "e2e", "agents", "disable", "echo"],
     ));
     let edited = Instant::now();
-    let bound = Duration::from_secs(5);
+    // Each instance polls the store every `registry_poll_ms`; a busy machine
+    // may take longer, never for ever.
+    let bound = GatewayConfig::default().registry_poll() + SLACK;
     for g in &gateways {
         loop {
             if post(&s.http, &g.url, &token, "2").await.status() == 404 {
@@ -229,8 +203,10 @@ async fn an_edit_reaches_every_instance_within_the_bound() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    let took = edited.elapsed();
-    assert!(took < bound, "{took:?}");
+    eprintln!(
+        "the edit reached both instances after {:?}",
+        edited.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -258,7 +234,7 @@ async fn the_aws_endpoint_going_away_is_503_and_the_gateway_recovers() {
     assert_eq!(ready.status(), 503);
 
     proxy.come_back().await;
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let status = s
             .send("echo", Some(&token), &send_message("3", "x"))
@@ -317,6 +293,9 @@ async fn a_request_makes_one_store_call_the_counter() {
         let resp = s.send(agent, Some(&token), &send_message("0", "x")).await;
         assert_eq!(resp.status(), 200);
     }
+    // Discovery loads and stores the agents' embeddings in the background
+    // (a `Scan`, a `TransactWriteItems`): let it finish before counting.
+    s.settle_discovery().await;
     proxy.reset_counts();
     for i in 0..20 {
         let agent = if i % 2 == 0 { "echo" } else { "guarded" };
@@ -334,13 +313,13 @@ async fn a_request_makes_one_store_call_the_counter() {
 #[tokio::test]
 async fn a_missing_secret_is_502_on_secrets_manager() {
     let s = start_on(Backend::Aws).await;
-    let mut echo = s.stack.stores.agents.get("echo").await.unwrap().unwrap();
-    echo.auth = BackendAuth::Header {
-        name: "x-api-key".into(),
-        secret: "arn:aws:secretsmanager:us-east-1:123456789012:secret:nowhere-AbCdEf".into(),
-    };
-    s.stack.stores.agents.update(echo).await.unwrap();
-    s.reload().await;
+    s.edit_agent("echo", |echo| {
+        echo.auth = BackendAuth::Header {
+            name: "x-api-key".into(),
+            secret: "arn:aws:secretsmanager:us-east-1:123456789012:secret:nowhere-AbCdEf".into(),
+        };
+    })
+    .await;
     let token = s.token(&["switchboard/echo"]).await;
     let resp = s.send("echo", Some(&token), &send_message("1", "x")).await;
     assert_eq!(resp.status(), 502);

@@ -1,82 +1,44 @@
 //! The real `switchboard` binary: `serve --json`, and CLI edits reaching the
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! running gateway through the shared data directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use pretty_assertions::assert_eq;
 use serde_json::{json, Value};
 
-fn binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("SWITCHBOARD_BIN") {
-        return PathBuf::from(p);
-    }
-    // target/<profile>/deps/cli-xxxx → target/<profile>/switchboard
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("switchboard");
-    assert!(
-        bin.exists(),
-        "the switchboard binary is not built at {}: run `cargo build -p switchboard` (tests/run does) or set SWITCHBOARD_BIN",
-        bin.display()
-    );
-    bin
-}
-
 struct Serve {
-    child: Child,
+    _process: common::ServeProcess,
     info: Value,
     dir: tempfile::TempDir,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn serve() -> Serve {
     let dir = tempfile::tempdir().unwrap();
     common::install_test_key(dir.path());
-    let mut child = Command::new(binary())
-        .args(["--data-dir"])
+    let mut cmd = Command::new(common::binary());
+    cmd.args(["--data-dir"])
         .arg(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let info: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-    Serve { child, info, dir }
+        .args(["serve", "--listen", "127.0.0.1:0", "--json"]);
+    let process = common::ServeProcess::start(cmd, &dir.path().join("serve.stderr"));
+    Serve {
+        info: process.info.clone(),
+        _process: process,
+        dir,
+    }
 }
 
 fn cli(dir: &Path, args: &[&str]) -> Output {
-    Command::new(binary())
+    Command::new(common::binary())
         .arg("--data-dir")
         .arg(dir)
         .args(args)
         .output()
         .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
 }
 
 fn fails(out: &Output, code: i32, message: &str) {
@@ -118,7 +80,7 @@ async fn call(http: &reqwest::Client, info: &Value, agent: &str, token: &str) ->
     .as_u16()
 }
 
-/// Polls until `call` answers `want`, for at most five seconds.
+/// Polls until `call` answers `want`, for at most [`common::PATIENCE`].
 async fn until_status(
     http: &reqwest::Client,
     info: &Value,
@@ -133,7 +95,7 @@ async fn until_status(
             return start.elapsed();
         }
         assert!(
-            start.elapsed() < Duration::from_secs(5),
+            start.elapsed() < common::PATIENCE,
             "the running gateway still answers {got} for {agent}, expected {want}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -181,19 +143,19 @@ async fn serve_json_and_cli_edits_reach_the_running_gateway() {
     assert_eq!(call(&http, info, "echo", &tok).await, 200);
 
     // Disable through the CLI: the running gateway answers 404 shortly after.
-    ok(&cli(s.dir.path(), &["agents", "disable", "echo"]));
+    common::ok(&cli(s.dir.path(), &["agents", "disable", "echo"]));
     let took = until_status(&http, info, "echo", &tok, 404).await;
     eprintln!("disable reached the gateway after {took:?}");
-    ok(&cli(s.dir.path(), &["agents", "enable", "echo"]));
+    common::ok(&cli(s.dir.path(), &["agents", "enable", "echo"]));
     until_status(&http, info, "echo", &tok, 200).await;
 
     // Revoke and grant.
-    ok(&cli(
+    common::ok(&cli(
         s.dir.path(),
         &["permissions", "revoke", "switchboard/echo", "echo"],
     ));
     until_status(&http, info, "echo", &tok, 403).await;
-    ok(&cli(
+    common::ok(&cli(
         s.dir.path(),
         &["permissions", "grant", "switchboard/echo", "echo"],
     ));
@@ -201,7 +163,7 @@ async fn serve_json_and_cli_edits_reach_the_running_gateway() {
 
     // A new agent added through the CLI, pointing at the stream sample's backend.
     let stream_url = info["agents"][1]["url"].as_str().unwrap();
-    let added: Value = serde_json::from_str(&ok(&cli(
+    let added: Value = serde_json::from_str(&common::ok(&cli(
         s.dir.path(),
         &[
             "agents", "add", "copy", "--url", stream_url, "--limit", "5", "--json",
@@ -215,14 +177,14 @@ async fn serve_json_and_cli_edits_reach_the_running_gateway() {
         json!("Stream Agent"),
         "name taken from the card: {added}"
     );
-    ok(&cli(
+    common::ok(&cli(
         s.dir.path(),
         &["permissions", "grant", "switchboard/echo", "copy"],
     ));
     until_status(&http, info, "copy", &tok, 200).await;
 
     // A client added through the CLI can get tokens right away.
-    let client: Value = serde_json::from_str(&ok(&cli(
+    let client: Value = serde_json::from_str(&common::ok(&cli(
         s.dir.path(),
         &[
             "clients",
@@ -256,7 +218,7 @@ async fn serve_json_and_cli_edits_reach_the_running_gateway() {
     );
 
     // Minted tokens work against the gateway, and decode explains them.
-    let minted = ok(&cli(
+    let minted = common::ok(&cli(
         s.dir.path(),
         &[
             "token",
@@ -269,7 +231,7 @@ async fn serve_json_and_cli_edits_reach_the_running_gateway() {
     ));
     let minted = minted.trim();
     assert_eq!(call(&http, info, "echo", minted).await, 403);
-    let decoded: Value = serde_json::from_str(&ok(&cli(
+    let decoded: Value = serde_json::from_str(&common::ok(&cli(
         s.dir.path(),
         &["token", "decode", minted, "--json"],
     )))
@@ -290,7 +252,7 @@ async fn serve_json_and_cli_edits_reach_the_running_gateway() {
 fn bad_input_is_refused_with_a_message_and_nothing_written() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(&cli(
+    common::ok(&cli(
         d,
         &[
             "agents",
@@ -370,10 +332,11 @@ fn bad_input_is_refused_with_a_message_and_nothing_written() {
         "unrecognized subcommand",
     );
 
-    let list: Value = serde_json::from_str(&ok(&cli(d, &["agents", "list", "--json"]))).unwrap();
+    let list: Value =
+        serde_json::from_str(&common::ok(&cli(d, &["agents", "list", "--json"]))).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
     let perms: Value =
-        serde_json::from_str(&ok(&cli(d, &["permissions", "list", "--json"]))).unwrap();
+        serde_json::from_str(&common::ok(&cli(d, &["permissions", "list", "--json"]))).unwrap();
     assert_eq!(perms, json!([]));
 }
 
@@ -402,7 +365,8 @@ fn import_is_validated_whole_and_export_round_trips() {
         stderr.contains("BAD") && stderr.contains("ghost") && stderr.contains("metadata"),
         "{stderr}"
     );
-    let list: Value = serde_json::from_str(&ok(&cli(d, &["agents", "list", "--json"]))).unwrap();
+    let list: Value =
+        serde_json::from_str(&common::ok(&cli(d, &["agents", "list", "--json"]))).unwrap();
     assert_eq!(list, json!([]));
 
     let good = d.join("good.json");
@@ -417,8 +381,8 @@ fn import_is_validated_whole_and_export_round_trips() {
         .unwrap(),
     )
     .unwrap();
-    ok(&cli(d, &["import", good.to_str().unwrap()]));
-    let exported: Value = serde_json::from_str(&ok(&cli(d, &["export"]))).unwrap();
+    common::ok(&cli(d, &["import", good.to_str().unwrap()]));
+    let exported: Value = serde_json::from_str(&common::ok(&cli(d, &["export"]))).unwrap();
     assert_eq!(exported["agents"].as_array().unwrap().len(), 50);
     assert_eq!(
         exported["permissions"],
@@ -429,8 +393,8 @@ fn import_is_validated_whole_and_export_round_trips() {
     let other = tempfile::tempdir().unwrap();
     let file = d.join("export.json");
     std::fs::write(&file, serde_json::to_string(&exported).unwrap()).unwrap();
-    ok(&cli(other.path(), &["import", file.to_str().unwrap()]));
-    let again: Value = serde_json::from_str(&ok(&cli(other.path(), &["export"]))).unwrap();
+    common::ok(&cli(other.path(), &["import", file.to_str().unwrap()]));
+    let again: Value = serde_json::from_str(&common::ok(&cli(other.path(), &["export"]))).unwrap();
     assert_eq!(again["permissions"], exported["permissions"]);
     let ids = |v: &Value| -> Vec<String> {
         v["agents"]

@@ -123,18 +123,6 @@ fn statuses(results: &[(u16, String)]) -> BTreeMap<u16, usize> {
     m
 }
 
-async fn until<F, Fut>(what: &str, limit: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !f().await {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 // ---------------------------------------------------------------------------
 // backends
 
@@ -198,6 +186,7 @@ async fn a_silent_backend_is_504_after_the_header_timeout_and_blocks_no_one() {
     );
     let silent = Misbehaving::start(Behaviour::Silent).await;
     let token = Arc::new(add_agent(&s, "silent", &silent.url()).await);
+    let sent_at = Instant::now();
     let mut waiting = Vec::new();
     for i in 0..CALLERS {
         let (s, token) = (s.clone(), token.clone());
@@ -210,17 +199,21 @@ async fn a_silent_backend_is_504_after_the_header_timeout_and_blocks_no_one() {
             (started.elapsed(), out)
         }));
     }
-    until("every request reached the silent backend", TIMEOUT, || {
+    until("every request reached the silent backend", PATIENCE, || {
         let n = silent.requests();
         async move { n == CALLERS }
     })
     .await;
     // While all of them wait, echo answers.
     still_serves(&s).await;
-    assert!(
-        waiting.iter().all(|t| !t.is_finished()),
-        "a caller of the silent backend was answered before its timeout"
-    );
+    // None is answered before its timeout (checked here while the timeout
+    // cannot have passed yet, and for each answer below by its time).
+    if sent_at.elapsed() < TIMEOUT {
+        assert!(
+            waiting.iter().all(|t| !t.is_finished()),
+            "a caller of the silent backend was answered before its timeout"
+        );
+    }
     for t in waiting {
         let (took, (status, reason, message, text)) = t.await.unwrap();
         assert_eq!(
@@ -233,10 +226,7 @@ async fn a_silent_backend_is_504_after_the_header_timeout_and_blocks_no_one() {
             "{text}"
         );
         assert!(took >= TIMEOUT, "504 after {took:?}, before the timeout");
-        assert!(
-            took < TIMEOUT + Duration::from_secs(10),
-            "504 only after {took:?}"
-        );
+        assert!(took < TIMEOUT + SLACK, "504 only after {took:?}");
     }
     still_serves(&s).await;
 }
@@ -259,7 +249,7 @@ async fn stream_events(s: &Stack, agent: &str, token: &str) -> Vec<eventsource_s
         .unwrap()
         .starts_with("text/event-stream"));
     tokio::time::timeout(
-        Duration::from_secs(20),
+        PATIENCE,
         resp.bytes_stream()
             .eventsource()
             .map(|e| e.expect("a well-formed event stream"))
@@ -349,7 +339,7 @@ async fn a_backend_reset_inside_a_json_body_aborts_the_callers_response() {
         body.is_err(),
         "a cut body was delivered as complete: {body:?}"
     );
-    let finished = tokio::time::timeout(Duration::from_secs(10), async {
+    let finished = tokio::time::timeout(PATIENCE, async {
         loop {
             if let TrafficEvent::Finished { status, error, .. } = &*bus.recv().await.unwrap() {
                 return (*status, error.clone());
@@ -433,14 +423,10 @@ async fn a_byte_by_byte_sse_answer_is_streamed_not_buffered() {
         .unwrap();
     assert_eq!(second.data, "{\"n\":2}");
     assert!(events.next().await.is_none());
-    until(
-        "the backend sent its last byte",
-        Duration::from_secs(10),
-        || {
-            let n = backend.finished();
-            async move { n == 1 }
-        },
-    )
+    until("the backend sent its last byte", PATIENCE, || {
+        let n = backend.finished();
+        async move { n == 1 }
+    })
     .await;
 }
 
@@ -493,14 +479,10 @@ async fn a_byte_by_byte_json_answer_is_streamed_not_buffered() {
         whole,
         json!({"jsonrpc": "2.0", "id": "1", "result": {"text": "slowly"}})
     );
-    until(
-        "the backend sent its last byte",
-        Duration::from_secs(10),
-        || {
-            let n = backend.finished();
-            async move { n == 1 }
-        },
-    )
+    until("the backend sent its last byte", PATIENCE, || {
+        let n = backend.finished();
+        async move { n == 1 }
+    })
     .await;
 }
 
@@ -559,19 +541,19 @@ async fn shutdown_lets_an_open_stream_finish_and_takes_no_new_connection() {
     let stopping = tokio::spawn(stack.shutdown());
     until(
         "the gateway stops accepting connections",
-        Duration::from_secs(10),
+        PATIENCE,
         || async move { tokio::net::TcpStream::connect(addr).await.is_err() },
     )
     .await;
     backend.release();
-    let second = tokio::time::timeout(Duration::from_secs(10), events.next())
+    let second = tokio::time::timeout(PATIENCE, events.next())
         .await
         .expect("the rest of the stream after shutdown began")
         .unwrap()
         .unwrap();
     assert_eq!(second.data, "{\"n\":2}");
     assert!(events.next().await.is_none());
-    tokio::time::timeout(Duration::from_secs(10), stopping)
+    tokio::time::timeout(PATIENCE, stopping)
         .await
         .expect("the stack stops once the stream is done")
         .unwrap();
@@ -588,7 +570,7 @@ async fn shutdown_closes_a_stream_still_open_after_the_grace_period() {
     let began = Instant::now();
     let stopping = tokio::spawn(stack.shutdown());
     let end = tokio::time::timeout(
-        switchboard_core::listener::SHUTDOWN_GRACE + Duration::from_secs(10),
+        switchboard_core::listener::SHUTDOWN_GRACE + SLACK,
         events.next(),
     )
     .await
@@ -694,6 +676,20 @@ fn sign_with_kid(s: &Stack, claims: &Value, kid: &str) -> String {
     jsonwebtoken::encode(&header, claims, &key).unwrap()
 }
 
+/// Fails, saying why, when more than the JWKS refresh cooldown has passed
+/// since `since` (no earlier than the last fetch): the storms must fit in it
+/// for "no fetch" to be what the gateway owes. They take a second or two;
+/// the cooldown is 30 s.
+fn within_cooldown(since: Instant) {
+    use switchboard_core::auth::jwt::REFRESH_COOLDOWN;
+    assert!(
+        since.elapsed() < REFRESH_COOLDOWN,
+        "the storms took {:?}, longer than the refresh cooldown ({REFRESH_COOLDOWN:?}): \
+         a fetch would be allowed again, so the test cannot tell",
+        since.elapsed()
+    );
+}
+
 /// The JWKS endpoint down, then hanging: tokens signed with a cached key keep
 /// working (even while a refresh hangs), tokens with an unknown `kid` get
 /// 401 (never a 5xx), and storms of 200 of them cause at most one fetch per
@@ -713,6 +709,8 @@ async fn jwks_down_or_hanging_keeps_cached_keys_and_is_not_hammered() {
         .await
         .unwrap();
     let jwks = jwks_stand_in(keys).await;
+    // No fetch of the gateway's is earlier than this.
+    let gateway_started = Instant::now();
     let (gw_url, _gw) = gateway_with_jwks(&s, &jwks.url).await;
     let echo = format!("{gw_url}/agents/echo");
     let fresh = {
@@ -760,6 +758,7 @@ async fn jwks_down_or_hanging_keeps_cached_keys_and_is_not_hammered() {
     assert_eq!(storm(&s.http, &echo, 1, |i| fresh(100 + i)).await[0].0, 200);
     // Unknown kids within the cooldown: 401 and no fetch at all.
     all_401(&storm(&s.http, &echo, STORM, &unknown).await);
+    within_cooldown(gateway_started);
     assert_eq!(fetches(), base);
 
     // Past the cooldown, a storm of unknown kids while the endpoint hangs:
@@ -768,18 +767,15 @@ async fn jwks_down_or_hanging_keeps_cached_keys_and_is_not_hammered() {
         .saturating_duration_since(Instant::now());
     tokio::time::sleep(wait).await;
     jwks.mode.store(JWKS_HANGING, Ordering::SeqCst);
+    let refresh_started = Instant::now();
     let storming = {
         let (http, echo, unknown) = (s.http.clone(), echo.clone(), unknown.clone());
         tokio::spawn(async move { storm(&http, &echo, STORM, unknown).await })
     };
-    until(
-        "the refresh reached the JWKS endpoint",
-        Duration::from_secs(10),
-        || {
-            let n = fetches();
-            async move { n > base }
-        },
-    )
+    until("the refresh reached the JWKS endpoint", PATIENCE, || {
+        let n = fetches();
+        async move { n > base }
+    })
     .await;
     assert_eq!(storm(&s.http, &echo, 1, |i| fresh(200 + i)).await[0].0, 200);
     assert!(
@@ -793,6 +789,7 @@ async fn jwks_down_or_hanging_keeps_cached_keys_and_is_not_hammered() {
 
     // Right after: another storm, no fetch.
     all_401(&storm(&s.http, &echo, STORM, &unknown).await);
+    within_cooldown(refresh_started);
     assert_eq!(fetches(), base + 1);
     assert_eq!(storm(&s.http, &echo, 1, |i| fresh(300 + i)).await[0].0, 200);
 }
@@ -833,7 +830,7 @@ async fn a_locked_store_is_503_and_recovers_by_itself() {
         let locked_at = Instant::now();
         if file == "main" {
             // Served from the confirmed view until the bound, then refused.
-            let deadline = locked_at + bound + Duration::from_secs(5);
+            let deadline = locked_at + bound + SLACK;
             loop {
                 let status = s
                     .send("echo", Some(&token), &send_message("w", "x"))
@@ -888,7 +885,7 @@ async fn a_locked_store_is_503_and_recovers_by_itself() {
         }
 
         drop(lock); // rolls back and lets go
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + PATIENCE;
         loop {
             let status = s
                 .send("echo", Some(&token), &send_message("r", "x"))
@@ -958,23 +955,6 @@ async fn token_endpoint() -> TokenEndpoint {
     }
 }
 
-async fn seen_authorizations(s: &Stack, agent: &str) -> Vec<Option<String>> {
-    let v: Value = s
-        .http
-        .get(format!("{}/_debug/requests", s.agent_backend(agent)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["authorization"].as_str().map(str::to_owned))
-        .collect()
-}
-
 /// Fetches a remembered failure allows during a storm that took `took`: one,
 /// plus one per [`FAILURE_TTL`] the storm outlasted.
 ///
@@ -1031,7 +1011,7 @@ async fn a_failing_backend_token_endpoint_is_502_and_not_hammered() {
 
     // It works again: served once the failure is forgotten, with one fetch.
     te.ok.store(true, Ordering::SeqCst);
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + PATIENCE;
     while storm(&s.http, &url, 1, |_| token.clone()).await[0].0 != 200 {
         assert!(Instant::now() < deadline, "never recovered");
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1040,7 +1020,7 @@ async fn a_failing_backend_token_endpoint_is_502_and_not_hammered() {
     let results = storm(&s.http, &url, 20, |_| token.clone()).await;
     assert_eq!(statuses(&results), BTreeMap::from([(200, 20)]));
     assert_eq!(hits(), failed + 1, "the token was not reused");
-    let seen = seen_authorizations(&s, "echo").await;
+    let seen = s.seen_authorizations("echo").await;
     let expected = format!("Bearer backend-token-{}", failed + 1);
     assert_eq!(seen.len(), 21);
     assert!(
@@ -1063,13 +1043,13 @@ async fn a_failing_backend_token_endpoint_is_502_and_not_hammered() {
 async fn a_missing_secret_storm_reads_secrets_manager_once() {
     let s = start_on(Backend::Aws).await;
     let aws = s.aws.as_ref().unwrap();
-    let mut echo = s.stack.stores.agents.get("echo").await.unwrap().unwrap();
-    echo.auth = BackendAuth::Header {
-        name: "authorization".into(),
-        secret: "storm/api-key".into(),
-    };
-    s.stack.stores.agents.update(echo).await.unwrap();
-    s.reload().await;
+    s.edit_agent("echo", |echo| {
+        echo.auth = BackendAuth::Header {
+            name: "authorization".into(),
+            secret: "storm/api-key".into(),
+        };
+    })
+    .await;
     let token = s.token(&["switchboard/echo"]).await;
     let url = s.gw("/agents/echo");
     let reads = || {
@@ -1108,14 +1088,14 @@ async fn a_missing_secret_storm_reads_secrets_manager_once() {
         .put("storm/api-key", &Secret::new("Bearer static-api-key"))
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + PATIENCE;
     while storm(&s.http, &url, 1, |_| token.clone()).await[0].0 != 200 {
         assert!(Instant::now() < deadline, "never recovered");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(reads(), failed + 1);
     assert_eq!(
-        seen_authorizations(&s, "echo").await,
+        s.seen_authorizations("echo").await,
         vec![Some("Bearer static-api-key".to_owned())]
     );
 }
@@ -1245,43 +1225,51 @@ fn kill_9_during_an_import_leaves_all_agents_or_none() {
     assert_eq!(agents_after_recovery(&data), IMPORT_AGENTS);
     assert!(wal_max > 0, "the import never wrote to the WAL");
 
+    // Each kill must leave all or none. At least one must land inside the
+    // write: on a busy machine a round's kills may all come too late (the
+    // watcher of the WAL is descheduled while the import commits), so a
+    // round without one is run again, a few times.
+    const ROUNDS: usize = 4;
     let mut outcomes = Vec::new();
-    for (i, fraction) in [0.0, 0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 1.0]
-        .into_iter()
-        .enumerate()
-    {
-        let threshold = ((wal_max as f64 * fraction) as u64).max(1);
-        let data = empty_data_dir(root.path(), &format!("killed-{i}"));
-        let mut child = Command::new(binary())
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["import", file_arg])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let wal_at_kill = loop {
-            let len = wal_len(&data);
-            if len >= threshold || child.try_wait().unwrap().is_some() {
-                break len;
-            }
-            std::thread::sleep(Duration::from_micros(100));
-        };
-        let _ = child.kill(); // SIGKILL
-        let status = child.wait().unwrap();
-        let killed = status.signal() == Some(9);
-        let n = agents_after_recovery(&data);
-        assert!(
-            n == 0 || n == IMPORT_AGENTS,
-            "kill at WAL {wal_at_kill} B: {n} of {IMPORT_AGENTS} agents"
-        );
-        outcomes.push((threshold, wal_at_kill, killed, n));
-    }
-    eprintln!("(threshold, WAL at kill, killed, agents): {outcomes:?}");
-    assert!(
-        outcomes
+    for round in 0..ROUNDS {
+        for (i, fraction) in [0.0, 0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 1.0]
+            .into_iter()
+            .enumerate()
+        {
+            let threshold = ((wal_max as f64 * fraction) as u64).max(1);
+            let data = empty_data_dir(root.path(), &format!("killed-{round}-{i}"));
+            let mut child = Command::new(binary())
+                .arg("--data-dir")
+                .arg(&data)
+                .args(["import", file_arg])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            let wal_at_kill = loop {
+                let len = wal_len(&data);
+                if len >= threshold || child.try_wait().unwrap().is_some() {
+                    break len;
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            };
+            let _ = child.kill(); // SIGKILL
+            let status = child.wait().unwrap();
+            let killed = status.signal() == Some(9);
+            let n = agents_after_recovery(&data);
+            assert!(
+                n == 0 || n == IMPORT_AGENTS,
+                "kill at WAL {wal_at_kill} B: {n} of {IMPORT_AGENTS} agents"
+            );
+            outcomes.push((threshold, wal_at_kill, killed, n));
+        }
+        eprintln!("(threshold, WAL at kill, killed, agents): {outcomes:?}");
+        if outcomes
             .iter()
-            .any(|&(_, wal, killed, n)| killed && wal > 0 && n == 0),
-        "no kill landed inside the write: {outcomes:?}"
-    );
+            .any(|&(_, wal, killed, n)| killed && wal > 0 && n == 0)
+        {
+            return;
+        }
+    }
+    panic!("no kill landed inside the write in {ROUNDS} rounds: {outcomes:?}");
 }

@@ -18,10 +18,11 @@
 //!   decoded or normalised, and a rest that could climb out of the agent's
 //!   base path on any backend (dot segments, raw or encoded up to three
 //!   times, `..;`, encoded `/` or `\`, control characters) is a 404.
-//! * JSON-RPC bodies (POST to the agent root) are judged after the token:
-//!   not JSON is -32700, a batch or anything but one request object with
-//!   `"jsonrpc": "2.0"` and a string `method` is -32600, both HTTP 400 and
-//!   before routing; a well-formed request with a method the gateway does not
+//! * JSON-RPC bodies (POST to the agent root) are judged after the token,
+//!   the route and the scope decision (an unknown agent is 404 whatever the
+//!   body holds): not JSON is -32700, a batch or anything but one request
+//!   object with `"jsonrpc": "2.0"` and a string `method` is -32600, both
+//!   HTTP 400; a well-formed request with a method the gateway does not
 //!   know goes to the agent, which answers it.
 //! * `Host`, `Forwarded` and `X-Forwarded-*` from the caller are never
 //!   trusted: routing is by path, cards and `X-Forwarded-Host` use the
@@ -630,7 +631,7 @@ impl Fixture {
 
     async fn run(&self, case: &Case) -> Result<(), String> {
         self.reset_backends().await;
-        let resp = rawhttp::send(self.addr, &case.request, Duration::from_secs(10))
+        let resp = rawhttp::send(self.addr, &case.request, common::PATIENCE)
             .await
             .map_err(|e| format!("no response: {e}"))?;
         // Let a backend that was reached finish logging.
@@ -1214,6 +1215,18 @@ fn cases(f: &Fixture) -> Vec<Case> {
             "id: unknown, well-formed (JSON-RPC error with the id)",
             post("/agents/nobody", rpc("p-unknown")).header("Authorization", &auth),
             refused("AGENT_NOT_FOUND", rpc_id("p-unknown")),
+            Never,
+        ),
+        case(
+            "id: unknown, body not one JSON-RPC request: the route decides, not the body",
+            post("/agents/nobody", "{}").header("Authorization", &auth),
+            refused("AGENT_NOT_FOUND", rpc_null()),
+            Never,
+        ),
+        case(
+            "id: unknown, body not JSON: still 404",
+            post("/agents/nobody", "not json").header("Authorization", &auth),
+            refused("AGENT_NOT_FOUND", rpc_null()),
             Never,
         ),
         case(
@@ -1890,7 +1903,7 @@ async fn hostile_requests_get_the_answers_the_table_gives() {
     let health = rawhttp::send(
         f.addr,
         &RawRequest::new("GET", "/healthz"),
-        Duration::from_secs(5),
+        common::PATIENCE,
     )
     .await
     .unwrap();
@@ -1921,7 +1934,7 @@ async fn oversized_bodies_are_refused_before_the_client_finishes_sending() {
     // what counts is the answer.
     let _ = conn.write(&vec![b' '; 16 * 1024]).await;
     let resp = conn
-        .read_response(Duration::from_secs(5), false)
+        .read_response(common::PATIENCE, false)
         .await
         .expect("the gateway answers before the body is complete");
     assert_eq!(resp.status, 413);

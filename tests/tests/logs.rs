@@ -9,9 +9,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -20,65 +19,40 @@ use serde_json::{json, Value};
 
 /// A `switchboard serve --json` process logging to a file.
 struct Serve {
-    child: Child,
-    info: Value,
+    process: common::ServeProcess,
     dir: tempfile::TempDir,
-    stderr: PathBuf,
     rust_log: Option<String>,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Starts `serve` with `RUST_LOG` set to `rust_log` (or unset: the default).
 fn serve(rust_log: Option<&str>) -> Serve {
     let dir = tempfile::tempdir().unwrap();
     common::install_test_key(dir.path());
-    let stderr = dir.path().join("serve.stderr");
     let mut cmd = Command::new(common::binary());
     cmd.arg("--data-dir")
         .arg(dir.path())
         .args(["serve", "--listen", "127.0.0.1:0", "--json"])
         .env("NO_COLOR", "1")
-        .env_remove("SWITCHBOARD_PROFILE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap());
+        .env_remove("SWITCHBOARD_PROFILE");
     match rust_log {
         Some(filter) => cmd.env("RUST_LOG", filter),
         None => cmd.env_remove("RUST_LOG"),
     };
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let info: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {line:?}\n{}",
-            std::fs::read_to_string(&stderr).unwrap_or_default()
-        )
-    });
+    let process = common::ServeProcess::start(cmd, &dir.path().join("serve.stderr"));
     Serve {
-        child,
-        info,
+        process,
         dir,
-        stderr,
         rust_log: rust_log.map(str::to_owned),
     }
 }
 
 impl Serve {
     fn url(&self, key: &str) -> String {
-        self.info[key].as_str().unwrap().to_owned()
+        self.process.url(key)
     }
 
     fn agent_backend(&self, id: &str) -> String {
-        self.info["agents"]
+        self.process.info["agents"]
             .as_array()
             .unwrap()
             .iter()
@@ -122,17 +96,23 @@ impl Serve {
         out
     }
 
-    /// Stops the server with SIGTERM and returns everything it logged.
+    /// Stops the server with SIGTERM and returns everything it logged, once
+    /// it has exited (a killed server could leave log lines unwritten).
     fn stop(mut self) -> String {
-        let pid = self.child.id().to_string();
+        let child = &mut self.process.child;
+        let pid = child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while self.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        let deadline = Instant::now() + common::PATIENCE;
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "serve did not exit within {:?} of SIGTERM; it logged:\n{}",
+                common::PATIENCE,
+                std::fs::read_to_string(&self.process.stderr).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        std::fs::read_to_string(&self.stderr).unwrap()
+        std::fs::read_to_string(&self.process.stderr).unwrap()
     }
 
     /// Every secret value in the data directory's store.
@@ -197,7 +177,7 @@ async fn call(
 }
 
 /// Calls until the answer is not 403/404 (a CLI edit reaching the running
-/// gateway), for at most ten seconds; every call is recorded.
+/// gateway), for at most [`common::PATIENCE`]; every call is recorded.
 async fn call_until_routed(
     http: &reqwest::Client,
     s: &Serve,
@@ -213,27 +193,11 @@ async fn call_until_routed(
             return (status, body);
         }
         assert!(
-            start.elapsed() < Duration::from_secs(10),
+            start.elapsed() < common::PATIENCE,
             "{agent} never became reachable: {status} {body}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn seen_authorizations(http: &reqwest::Client, backend: &str) -> Vec<Option<String>> {
-    let v: Value = http
-        .get(format!("{backend}/_debug/requests"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["authorization"].as_str().map(str::to_owned))
-        .collect()
 }
 
 /// The token with its signature swapped for another token's: well formed,
@@ -321,7 +285,7 @@ async fn no_secret_or_token_reaches_the_logs_even_at_trace() {
         call(&http, &s, "guarded", &caller, "SendMessage").await.0,
         200
     );
-    let guarded_seen = seen_authorizations(&http, &s.agent_backend("guarded")).await;
+    let guarded_seen = common::seen_authorizations(&http, &s.agent_backend("guarded")).await;
     let backend_token = guarded_seen[0]
         .as_deref()
         .unwrap()
@@ -368,7 +332,7 @@ async fn no_secret_or_token_reaches_the_logs_even_at_trace() {
             .0,
         200
     );
-    let echo_seen = seen_authorizations(&http, &s.agent_backend("echo")).await;
+    let echo_seen = common::seen_authorizations(&http, &s.agent_backend("echo")).await;
     assert_eq!(echo_seen.last().unwrap().as_deref(), Some(&*static_value));
     secrets.push(("the static header value".into(), static_value.clone()));
 

@@ -1,11 +1,15 @@
 //! Shared harness: the whole local stack on ephemeral ports, real sockets,
 //! a real SQLite file and tokens signed with the issuer's real key.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
+
+mod process;
+mod wait;
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use switchboard_core::profile::AwsProfile;
+use switchboard_core::registry::AgentRecord;
 use switchboard_core::store::aws::{AwsConnection, AwsCredentials, AwsSettings};
 use switchboard_core::store::dynamodb::DynamoStore;
 use switchboard_core::store::Stores;
@@ -14,6 +18,9 @@ use switchboard_emulator::stack::{open_stores, LocalStack, StackOptions};
 use switchboard_tests::faults::FaultProxy;
 use switchboard_tests::moto::{self, Moto};
 use tempfile::TempDir;
+
+pub use process::{binary, ok, ServeProcess};
+pub use wait::{in_one_window, until, PATIENCE, SLACK};
 
 pub struct Stack {
     pub stack: LocalStack,
@@ -122,21 +129,6 @@ fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
-}
-
-/// The `switchboard` binary next to the test executable (or `SWITCHBOARD_BIN`).
-pub fn switchboard_binary() -> std::path::PathBuf {
-    if let Some(p) = std::env::var_os("SWITCHBOARD_BIN") {
-        return p.into();
-    }
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("switchboard");
-    assert!(
-        bin.exists(),
-        "the switchboard binary is not built at {}: run `cargo build -p switchboard` (tests/run does) or set SWITCHBOARD_BIN",
-        bin.display()
-    );
-    bin
 }
 
 pub fn now() -> u64 {
@@ -261,6 +253,54 @@ impl Stack {
     pub async fn reload(&self) {
         self.stack.gateway.registry.reload().await.unwrap();
     }
+
+    /// Edits agent `id` in the store, and waits until the gateway has the edit.
+    pub async fn edit_agent(&self, id: &str, edit: impl FnOnce(&mut AgentRecord)) {
+        let agents = &self.stack.stores.agents;
+        let mut agent = agents.get(id).await.unwrap().unwrap();
+        edit(&mut agent);
+        agents.update(agent).await.unwrap();
+        self.reload().await;
+    }
+
+    /// The `Authorization` header of every request sample agent `agent`
+    /// received, oldest first.
+    pub async fn seen_authorizations(&self, agent: &str) -> Vec<Option<String>> {
+        seen_authorizations(&self.http, &self.agent_backend(agent)).await
+    }
+
+    /// Waits until discovery has loaded its model (or given up on it) and
+    /// indexed the registry, its store writes included, so that nothing runs
+    /// in the background any more; fails if it has not within two minutes.
+    pub async fn settle_discovery(&self) {
+        const WAIT: Duration = Duration::from_secs(120);
+        let discovery = &self.stack.gateway.discovery;
+        let started = std::time::Instant::now();
+        let status = discovery.settle(WAIT).await;
+        // `settle` returns early only once settled and caught up with the registry.
+        assert!(
+            started.elapsed() < WAIT && discovery.is_settled(),
+            "discovery did not settle within {WAIT:?}: {status:?}"
+        );
+    }
+}
+
+/// The `Authorization` header of every request the sample agent at
+/// `backend` received, oldest first (its `/_debug/requests`).
+pub async fn seen_authorizations(http: &reqwest::Client, backend: &str) -> Vec<Option<String>> {
+    let v: Value = http
+        .get(format!("{backend}/_debug/requests"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["authorization"].as_str().map(str::to_owned))
+        .collect()
 }
 
 pub fn send_message(id: &str, text: &str) -> Value {
@@ -270,20 +310,4 @@ pub fn send_message(id: &str, text: &str) -> Value {
         "method": "SendMessage",
         "params": {"message": {"messageId": format!("m-{id}"), "role": "ROLE_USER", "parts": [{"text": text}]}},
     })
-}
-
-/// The built `switchboard` binary: `$SWITCHBOARD_BIN`, else next to the test
-/// executable's directory (`target/<profile>/switchboard`).
-pub fn binary() -> std::path::PathBuf {
-    if let Some(p) = std::env::var_os("SWITCHBOARD_BIN") {
-        return std::path::PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("switchboard");
-    assert!(
-        bin.exists(),
-        "the switchboard binary is not built at {}: run `cargo build -p switchboard` (tests/run does) or set SWITCHBOARD_BIN",
-        bin.display()
-    );
-    bin
 }
