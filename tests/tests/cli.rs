@@ -321,6 +321,11 @@ fn bad_input_is_refused_with_a_message_and_nothing_written() {
         "no agent nope",
     );
     fails(
+        &cli(d, &["permissions", "grant", "team\"x", "one"]),
+        1,
+        "which scopes may not contain",
+    );
+    fails(
         &cli(d, &["permissions", "revoke", "s", "one"]),
         1,
         "no scope s",

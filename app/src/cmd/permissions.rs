@@ -2,7 +2,7 @@
 
 use anyhow::bail;
 use switchboard_core::auth::scopes::ALL_AGENTS;
-use switchboard_core::registry::StoreError;
+use switchboard_core::registry::{validate_permission, StoreError};
 
 use super::Ctx;
 use crate::cli::PermissionsCmd;
@@ -30,9 +30,7 @@ pub async fn run(ctx: &Ctx, cmd: PermissionsCmd) -> anyhow::Result<()> {
             Ok(())
         }
         PermissionsCmd::Grant { scope, agents } => {
-            if scope.trim().is_empty() || scope.contains(char::is_whitespace) {
-                bail!("scope {scope:?} is empty or contains spaces");
-            }
+            validate_permission(&scope, &agents).map_err(anyhow::Error::msg)?;
             let mut unknown = Vec::new();
             for a in &agents {
                 if a != ALL_AGENTS && stores.agents.get(a).await?.is_none() {

@@ -54,6 +54,22 @@ impl StoreError {
             source: source.into(),
         }
     }
+
+    /// The same error once more, for another caller of one failed operation
+    /// (a batch answers every waiting caller with its one error). A backend
+    /// error's source is kept as its message.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            StoreError::NotFound(m) => StoreError::NotFound(m.clone()),
+            StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+            StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+            StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
+            StoreError::Invalid(m) => StoreError::Invalid(m.clone()),
+            StoreError::Backend { context, source } => {
+                StoreError::backend(context.clone(), source.to_string())
+            }
+        }
+    }
 }
 
 /// Result alias for store calls.

@@ -131,14 +131,10 @@ fn counter_batch(
         for job in batch {
             match job {
                 CounterJob::Increment(inc) => {
-                    let _ = inc
-                        .reply
-                        .send(Err(StoreError::Unavailable(err.to_string())));
+                    let _ = inc.reply.send(Err(err.duplicate()));
                     queued.fetch_sub(1, Ordering::AcqRel);
                 }
-                CounterJob::Other(job) => {
-                    job(Err(StoreError::Unavailable(err.to_string())))(Ok(()))
-                }
+                CounterJob::Other(job) => job(Err(err.duplicate()))(Ok(())),
             }
         }
         return;
@@ -185,14 +181,14 @@ fn counter_batch(
     for (reply, answer) in answers {
         let _ = reply.send(match &outcome {
             Ok(()) => Ok(answer),
-            Err(e) => Err(StoreError::Unavailable(e.to_string())),
+            Err(e) => Err(e.duplicate()),
         });
     }
     queued.fetch_sub(increments, Ordering::AcqRel);
     for done in completions {
         done(match &outcome {
             Ok(()) => Ok(()),
-            Err(e) => Err(StoreError::Unavailable(e.to_string())),
+            Err(e) => Err(e.duplicate()),
         });
     }
 }
