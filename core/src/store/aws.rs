@@ -134,6 +134,8 @@ pub struct AwsConnection {
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Secrets Manager.
     pub secretsmanager: aws_sdk_secretsmanager::Client,
+    /// The SDK configuration the clients share (for clients of other services).
+    pub sdk: SdkConfig,
 }
 
 impl fmt::Debug for AwsConnection {
@@ -224,6 +226,7 @@ impl AwsConnection {
             settings,
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             secretsmanager: aws_sdk_secretsmanager::Client::new(&sdk),
+            sdk,
         })
     }
 
