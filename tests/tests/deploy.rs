@@ -272,3 +272,165 @@ fn deploy_refuses_what_it_cannot_do() {
         "{out:?}"
     );
 }
+
+/// `clients add|list|rm` on an AWS profile manage the user pool's app
+/// clients (client credentials), creating resource-server scopes as needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_on_an_aws_profile_are_cognito_app_clients() {
+    use aws_sdk_cognitoidentityprovider::types::OAuthFlowType;
+
+    let moto = Moto::start().await;
+    let conn = aws_connection(&aws_profile(moto.endpoint(), "unused-", "http://unused"));
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(&conn.sdk);
+    let pool = cognito
+        .create_user_pool()
+        .pool_name("switchboard-test")
+        .send()
+        .await
+        .unwrap()
+        .user_pool
+        .unwrap()
+        .id
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.e2e]\nkind = \"aws\"\nregion = \"{}\"\nissuer = \"https://cognito-idp.{}.amazonaws.com/{pool}\"\nendpoint_url = \"{}\"\n",
+            moto::REGION,
+            moto::REGION,
+            moto.endpoint()
+        ),
+    )
+    .unwrap();
+    let clients = |args: &[&str]| {
+        let mut cmd = switchboard(&config, dir.path());
+        cmd.args(["--profile", "e2e", "clients"]).args(args);
+        run(&mut cmd)
+    };
+
+    let added: Value = serde_json::from_str(
+        ok(&clients(&[
+            "add",
+            "caller",
+            "--scope",
+            "switchboard/agents",
+            "--scope",
+            "switchboard/echo",
+            "--json",
+        ]))
+        .trim(),
+    )
+    .unwrap();
+    let client_id = added["client_id"].as_str().unwrap().to_owned();
+    assert!(
+        !client_id.is_empty() && added["client_secret"].as_str().unwrap().len() > 10,
+        "{added}"
+    );
+
+    // What Cognito now holds.
+    let described = cognito
+        .describe_user_pool_client()
+        .user_pool_id(&pool)
+        .client_id(&client_id)
+        .send()
+        .await
+        .unwrap()
+        .user_pool_client
+        .unwrap();
+    assert_eq!(described.client_name.as_deref(), Some("caller"));
+    assert_eq!(
+        described.allowed_o_auth_flows(),
+        [OAuthFlowType::ClientCredentials]
+    );
+    assert_eq!(
+        described.allowed_o_auth_scopes(),
+        ["switchboard/agents", "switchboard/echo"]
+    );
+    assert!(described.client_secret.is_some());
+    let scopes = |rs: aws_sdk_cognitoidentityprovider::types::ResourceServerType| {
+        let mut v: Vec<String> = rs
+            .scopes()
+            .iter()
+            .map(|s| s.scope_name().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let server = cognito
+        .describe_resource_server()
+        .user_pool_id(&pool)
+        .identifier("switchboard")
+        .send()
+        .await
+        .unwrap()
+        .resource_server
+        .unwrap();
+    assert_eq!(scopes(server), ["agents", "echo"]);
+
+    // A second client on scopes that exist changes no resource server; a
+    // scope of a new server creates that server. (Adding a scope to an
+    // existing server is UpdateResourceServer, which moto 5.2.5 lacks.)
+    ok(&clients(&[
+        "add",
+        "other",
+        "--scope",
+        "switchboard/echo",
+        "--scope",
+        "travel/book",
+    ]));
+    let server = |id: &'static str| {
+        let cognito = cognito.clone();
+        let pool = pool.clone();
+        async move {
+            cognito
+                .describe_resource_server()
+                .user_pool_id(&pool)
+                .identifier(id)
+                .send()
+                .await
+                .unwrap()
+                .resource_server
+                .unwrap()
+        }
+    };
+    assert_eq!(scopes(server("switchboard").await), ["agents", "echo"]);
+    assert_eq!(scopes(server("travel").await), ["book"]);
+
+    let listed: Value = serde_json::from_str(ok(&clients(&["list", "--json"])).trim()).unwrap();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["caller", "other"]);
+
+    // Refusals: a scope without its server, a name already taken.
+    let out = clients(&["add", "bad", "--scope", "agents"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("RESOURCE_SERVER/NAME"),
+        "{out:?}"
+    );
+    let out = clients(&["add", "caller", "--scope", "switchboard/agents"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already has an app client named caller"),
+        "{out:?}"
+    );
+
+    // Removed by name, then by client id.
+    ok(&clients(&["rm", "caller"]));
+    let other = listed.as_array().unwrap()[1]["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(&clients(&["rm", &other]));
+    let listed: Value = serde_json::from_str(ok(&clients(&["list", "--json"])).trim()).unwrap();
+    assert_eq!(listed, serde_json::json!([]));
+    let out = clients(&["rm", "caller"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no app client caller"),
+        "{out:?}"
+    );
+}

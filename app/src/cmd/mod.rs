@@ -3,6 +3,7 @@
 pub(crate) mod agents;
 mod aws;
 mod clients;
+mod cognito;
 pub(crate) mod deploy;
 mod discover;
 mod health;
