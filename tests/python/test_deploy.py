@@ -85,3 +85,19 @@ def test_readme_gives_the_dockerfiles_build_commands():
     docker = re.search(r"docker build -f deploy/Dockerfile [^\n(]*", dockerfile)
     assert docker, "the Dockerfile says how to build it"
     assert docker.group(0).strip() in readme, docker.group(0)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split("."))
+
+
+def test_the_build_image_is_new_enough_for_the_workspace():
+    cargo = (REPO_ROOT / "Cargo.toml").read_text()
+    needed = re.search(r'^rust-version = "([0-9.]+)"', cargo, re.M)
+    assert needed, "the workspace names its rust-version"
+    image = re.search(r"^FROM rust:([0-9.]+)-", DOCKERFILE.read_text(), re.M)
+    assert image, "the build stage is a rust image with a version tag"
+    assert _version(image.group(1)) >= _version(needed.group(1))[: len(_version(image.group(1)))], (
+        image.group(1),
+        needed.group(1),
+    )
