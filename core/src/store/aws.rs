@@ -398,8 +398,8 @@ impl CognitoClients {
     pub fn explanation(&self) -> String {
         format!(
             "profile {} takes tokens from the Cognito user pool {}; its clients are the pool's app clients \
-             (create them in the Cognito console or with `aws cognito-idp create-user-pool-client`), not Switchboard's",
-            self.profile, self.issuer
+             (manage them with `switchboard --profile {} clients add|list|rm`), not the local issuer's",
+            self.profile, self.issuer, self.profile
         )
     }
 }
