@@ -67,6 +67,19 @@ pub enum Command {
     Sync(SyncArgs),
     /// Find agents by describing what you need (every agent: the operator's view).
     Discover(DiscoverArgs),
+    /// Serve the gateway as an AWS Lambda function with response streaming
+    /// (chosen by itself when AWS_LAMBDA_RUNTIME_API is set and no command is
+    /// given); settings from SWITCHBOARD_* environment variables (README).
+    Lambda,
+    /// Ask a running gateway whether it is ready (a container's health check).
+    Health {
+        /// The readiness URL.
+        #[arg(long, default_value = "http://127.0.0.1:7400/readyz")]
+        url: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
 }
 
 /// `discover`.
@@ -334,8 +347,67 @@ pub enum AwsCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Show which tables exist, their state, TTL and item counts, and the secrets under the prefix.
-    Status(JsonFlag),
+    /// Show which tables exist, their state, TTL and item counts, the secrets under the prefix, and the stack.
+    Status(AwsStatusArgs),
+    /// Build the Lambda artifact, upload it to S3, create or update the
+    /// CloudFormation stack (deploy/switchboard.yaml), wait, print its
+    /// outputs and write the profile into the config file.
+    Deploy(DeployArgs),
+}
+
+/// `aws status`.
+#[derive(Debug, Args)]
+pub struct AwsStatusArgs {
+    /// The stack to report (default: switchboard-PROFILE).
+    #[arg(long, value_name = "NAME")]
+    pub stack: Option<String>,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// `aws deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Print the change set and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// A built artifact (a zip holding `bootstrap`, as `cargo lambda build
+    /// --output-format zip` writes it) instead of building one.
+    #[arg(long, value_name = "ZIP")]
+    pub artifact: Option<PathBuf>,
+    /// CPU architecture of the function.
+    #[arg(long, default_value = "arm64", value_parser = ["arm64", "x86_64"])]
+    pub arch: String,
+    /// Stack name (default: switchboard-PROFILE).
+    #[arg(long, value_name = "NAME")]
+    pub stack: Option<String>,
+    /// S3 bucket for the artifact, created when missing (default:
+    /// STACK-artifacts-REGION).
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// Prefix of the Cognito user pool's domain, unique in the region
+    /// (default: the stack name).
+    #[arg(long, value_name = "PREFIX")]
+    pub domain_prefix: Option<String>,
+    /// Region of a profile the config file does not have yet (default: AWS_REGION).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Endpoint of every AWS service, for a profile the config file does
+    /// not have yet (a local AWS).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Any other template parameter, e.g. ReservedConcurrency=20,
+    /// EnableFunctionUrl=true, MemorySize=512.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Give up waiting for the stack after this many seconds.
+    #[arg(long, default_value_t = 1800, value_name = "SECS")]
+    pub wait: u64,
+    /// Deploy to a profile marked production without asking.
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
 }
 
 /// `sync`.

@@ -3,6 +3,7 @@
 mod cli;
 mod cmd;
 pub mod console;
+pub mod lambda;
 mod logging;
 mod output;
 mod paths;
@@ -16,7 +17,12 @@ pub use cli::Cli;
 /// Parses the command line, runs the command, and maps the result to an exit
 /// code: 0 ok, 1 failure, 2 usage (from clap).
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    // Started by the Lambda runtime (as `bootstrap`, with no arguments).
+    let cli = if lambda::detected() && std::env::args_os().len() == 1 {
+        Cli::parse_from(["switchboard", "lambda"])
+    } else {
+        Cli::parse()
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -107,6 +107,19 @@ impl Gateway {
         events: EventBus,
         public_url: String,
     ) -> Result<Arc<Gateway>, StartError> {
+        let model = ModelSource::Files(config.model_paths());
+        Self::with_model(config, stores, events, public_url, model).await
+    }
+
+    /// [`Self::new`] with discovery's model from `model` (Lambda turns it
+    /// off so that no invocation pays for loading it).
+    pub async fn with_model(
+        config: GatewayConfig,
+        stores: Stores,
+        events: EventBus,
+        public_url: String,
+        model: ModelSource,
+    ) -> Result<Arc<Gateway>, StartError> {
         let issuer = config
             .issuer
             .clone()
@@ -130,12 +143,7 @@ impl Gateway {
         let poller = registry.spawn_poller(config.registry_poll());
         // Loads the model in the background: start-up never waits for it and
         // never fails because of it.
-        let discovery = Discovery::start(
-            registry.clone(),
-            stores.embeddings.clone(),
-            ModelSource::Files(config.model_paths()),
-        )
-        .await;
+        let discovery = Discovery::start(registry.clone(), stores.embeddings.clone(), model).await;
         Ok(Arc::new(Gateway {
             public_url: public_url.trim_end_matches('/').to_owned(),
             token_url,

@@ -23,7 +23,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The moto release the tests are written against.
-pub const MOTO_REQUIREMENT: &str = "moto[server,dynamodb,cognitoidp,secretsmanager]==5.2.5";
+pub const MOTO_REQUIREMENT: &str =
+    "moto[server,cloudformation,dynamodb,cognitoidp,secretsmanager,apigateway,iam,logs,s3]==5.2.5";
 /// Region for every test (moto's account is 123456789012).
 pub const REGION: &str = "us-east-1";
 /// Static credentials; moto accepts any.

@@ -61,6 +61,10 @@ const HEADER: [&str; 6] = ["TABLE", "HOLDS", "KEY", "STATUS", "TTL", "ITEMS"];
 
 /// Runs an `aws` subcommand.
 pub async fn run(ctx: &Ctx, cmd: AwsCmd) -> anyhow::Result<()> {
+    if let AwsCmd::Deploy(args) = cmd {
+        // Works on a profile the config file does not have yet, too.
+        return super::deploy::run(ctx, args).await;
+    }
     let aws = aws_profile(ctx)?;
     let conn = AwsConnection::new(
         &ctx.profile.name,
@@ -89,7 +93,10 @@ pub async fn run(ctx: &Ctx, cmd: AwsCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        AwsCmd::Deploy(args) => super::deploy::run(ctx, args).await,
         AwsCmd::Status(f) => {
+            let stack_name = super::deploy::stack_name(&ctx.profile.name, f.stack.as_deref());
+            let stack = super::deploy::stack::describe(&conn, &stack_name).await;
             let tables = db.status().await?;
             let ready = tables
                 .iter()
@@ -105,8 +112,12 @@ pub async fn run(ctx: &Ctx, cmd: AwsCmd) -> anyhow::Result<()> {
                 None
             };
             let jwks = aws.jwks_url();
-            if f.json {
+            if f.json.json {
                 return output::json(&json!({
+                    "stack": match &stack {
+                        Ok(st) => json!({"name": stack_name, "state": st}),
+                        Err(e) => json!({"name": stack_name, "error": e.to_string()}),
+                    },
                     "profile": ctx.profile.name,
                     "target": conn.target(),
                     "ready": ready,
@@ -147,6 +158,18 @@ pub async fn run(ctx: &Ctx, cmd: AwsCmd) -> anyhow::Result<()> {
                     "token URL    not set (cards advertise {}/oauth2/token; set token_url to the user pool domain's endpoint)",
                     aws.issuer_url()
                 ),
+            }
+            match &stack {
+                Ok(Some(st)) => println!(
+                    "stack        {stack_name}: {}{}",
+                    st.status,
+                    st.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                ),
+                Ok(None) => println!(
+                    "stack        {stack_name}: none (create it with `switchboard --profile {} aws deploy`)",
+                    ctx.profile.name
+                ),
+                Err(e) => println!("stack        {stack_name}: cannot describe: {e:#}"),
             }
             if !ready {
                 println!("Not ready: {}.", conn.bootstrap_hint());

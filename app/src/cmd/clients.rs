@@ -12,13 +12,8 @@ use crate::output;
 /// Runs a `clients` subcommand.
 pub async fn run(ctx: &Ctx, cmd: ClientsCmd) -> anyhow::Result<()> {
     if let switchboard_core::profile::ProfileKind::Aws(aws) = &ctx.profile.kind {
-        anyhow::bail!(
-            "profile {} takes tokens from {}; its clients are the Cognito user pool's app clients \
-             (create them in the Cognito console or with `aws cognito-idp create-user-pool-client`), \
-             and `switchboard clients` manages only the local issuer's",
-            ctx.profile.name,
-            aws.issuer
-        );
+        // The Cognito user pool's app clients.
+        return super::cognito::run(ctx, aws, cmd).await;
     }
     let stores = ctx.stores()?;
     match cmd {

@@ -3,7 +3,10 @@
 pub(crate) mod agents;
 mod aws;
 mod clients;
+mod cognito;
+pub(crate) mod deploy;
 mod discover;
+mod health;
 mod permissions;
 mod registry_io;
 mod secrets;
@@ -16,7 +19,7 @@ use std::path::PathBuf;
 use switchboard_core::profile::{find_profile, Profile, ProfileKind};
 use switchboard_core::store::Stores;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{AwsCmd, Cli, Command};
 use crate::paths;
 
 /// What every command starts from.
@@ -27,6 +30,8 @@ pub struct Ctx {
     pub config: paths::ConfigFile,
     /// The profile chosen with `--profile`.
     pub profile: Profile,
+    /// Where the config file is (or would be).
+    pub config_path: PathBuf,
 }
 
 impl Ctx {
@@ -53,12 +58,29 @@ const DEFAULT_LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 7400);
 
 /// Runs a parsed command line.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Lambda) = cli.command {
+        // No config file nor data directory in a function: the environment only.
+        return crate::lambda::run().await;
+    }
+    if let Some(Command::Health { url, timeout }) = &cli.command {
+        // Needs no config file: a container's health check.
+        return health::run(url, std::time::Duration::from_secs(*timeout)).await;
+    }
     let config = paths::load_config(cli.config.as_deref())?;
-    let profile = find_profile(&config.profiles, &cli.profile).map_err(anyhow::Error::msg)?;
+    let profile = match find_profile(&config.profiles, &cli.profile) {
+        Ok(p) => p,
+        // `aws deploy` writes the profile it deploys.
+        Err(_) if matches!(&cli.command, Some(Command::Aws(AwsCmd::Deploy(_)))) => Profile {
+            name: cli.profile.clone(),
+            ..Profile::local()
+        },
+        Err(e) => anyhow::bail!(e),
+    };
     let ctx = Ctx {
         data_dir: paths::data_dir(cli.data_dir.as_deref())?,
         config,
         profile,
+        config_path: paths::config_path(cli.config.as_deref())?,
     };
     if cli.listen.is_some() && cli.command.is_some() {
         anyhow::bail!("--listen before a subcommand is for the console; use `switchboard serve --listen ADDR`");
@@ -83,7 +105,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(other) => {
             let _log = crate::logging::init_stderr("warn");
             match other {
-                Command::Serve(_) => unreachable_serve(),
+                Command::Serve(_) | Command::Lambda | Command::Health { .. } => unreachable_serve(),
                 Command::Agents(c) => agents::run(&ctx, c).await,
                 Command::Permissions(c) => permissions::run(&ctx, c).await,
                 Command::Clients(c) => clients::run(&ctx, c).await,
@@ -100,5 +122,5 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn unreachable_serve() -> anyhow::Result<()> {
-    anyhow::bail!("serve is handled above")
+    anyhow::bail!("serve, lambda and health are handled above")
 }

@@ -527,6 +527,7 @@ mod tests {
                 production: false,
                 kind: ProfileKind::Aws(aws.clone()),
             },
+            config_path: dir.path().join("config.toml"),
         };
         let mint = |ttl: u64, issuer: Option<String>, piped: String| {
             let ctx = &ctx;

@@ -134,6 +134,8 @@ pub struct AwsConnection {
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Secrets Manager.
     pub secretsmanager: aws_sdk_secretsmanager::Client,
+    /// The SDK configuration the clients share (for clients of other services).
+    pub sdk: SdkConfig,
 }
 
 impl fmt::Debug for AwsConnection {
@@ -224,6 +226,7 @@ impl AwsConnection {
             settings,
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             secretsmanager: aws_sdk_secretsmanager::Client::new(&sdk),
+            sdk,
         })
     }
 
@@ -395,8 +398,8 @@ impl CognitoClients {
     pub fn explanation(&self) -> String {
         format!(
             "profile {} takes tokens from the Cognito user pool {}; its clients are the pool's app clients \
-             (create them in the Cognito console or with `aws cognito-idp create-user-pool-client`), not Switchboard's",
-            self.profile, self.issuer
+             (manage them with `switchboard --profile {} clients add|list|rm`), not the local issuer's",
+            self.profile, self.issuer, self.profile
         )
     }
 }

@@ -220,9 +220,10 @@ pub fn cognito_clients(profile: &Profile) -> Option<String> {
     let aws = profile.aws()?;
     Some(format!(
         "profile {} takes tokens from its user pool {}; its clients are the pool's app clients \
-         (create them in the Cognito console or with `aws cognito-idp create-user-pool-client`), not Switchboard's",
+         (manage them with `switchboard --profile {} clients add|list|rm`), not the local issuer's",
         profile.name,
-        aws.issuer_url()
+        aws.issuer_url(),
+        profile.name
     ))
 }
 
