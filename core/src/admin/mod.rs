@@ -14,7 +14,7 @@ pub mod traffic;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::{OriginalUri, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -68,7 +68,11 @@ pub struct AdminCaller(pub Arc<Principal>);
 async fn gate(State(gw): State<Arc<Gateway>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    // The full path: inside the nested router the URI lost its `/admin`.
+    let path = req.extensions().get::<OriginalUri>().map_or_else(
+        || format!("/admin{}", req.uri().path()),
+        |u| u.path().to_owned(),
+    );
     let (client, response) = match admit(&gw, req.headers()).await {
         Ok(principal) => {
             let client = principal.client_id.clone();
