@@ -97,8 +97,20 @@ pub const DEFAULT_CAPTURE_LIMIT: usize = 64 * 1024;
 pub struct EventBus {
     tx: broadcast::Sender<Arc<TrafficEvent>>,
     next_id: Arc<AtomicU64>,
-    /// Bytes of each body (and SSE events) captured; 0 = capture off.
+    /// Bytes of each body captured; 0 = capture off.
     capture: Arc<AtomicUsize>,
+    /// Subscribers that want bodies ([`EventBus::subscribe_capturing`]);
+    /// bodies are copied only while there is one.
+    capturers: Arc<AtomicUsize>,
+}
+
+/// Keeps body capture on while held; see [`EventBus::subscribe_capturing`].
+pub struct CaptureGuard(Arc<AtomicUsize>);
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Default for EventBus {
@@ -115,20 +127,30 @@ impl EventBus {
             tx,
             next_id: Arc::new(AtomicU64::new(1)),
             capture: Arc::new(AtomicUsize::new(DEFAULT_CAPTURE_LIMIT)),
+            capturers: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    /// Captures up to `limit` bytes of each body, and each SSE event of a
-    /// stream; 0 turns capture off (only the requests' outlines go out).
+    /// Captures up to `limit` bytes of each body for capturing subscribers;
+    /// 0 turns capture off.
     pub fn set_capture_limit(&self, limit: usize) {
         self.capture.store(limit, Ordering::Relaxed);
     }
 
-    /// The cap on captured bodies while someone listens; `None` when capture
-    /// is off or nobody listens.
+    /// The cap on captured bodies while a capturing subscriber listens;
+    /// `None` when capture is off or none listens (the request path then
+    /// copies nothing).
     pub fn capture_limit(&self) -> Option<usize> {
         let limit = self.capture.load(Ordering::Relaxed);
-        (limit > 0 && self.has_subscribers()).then_some(limit)
+        (limit > 0 && self.capturers.load(Ordering::Relaxed) > 0 && self.has_subscribers())
+            .then_some(limit)
+    }
+
+    /// Subscribes, with bodies captured (when capture is on) for as long as
+    /// the guard is held.
+    pub fn subscribe_capturing(&self) -> (broadcast::Receiver<Arc<TrafficEvent>>, CaptureGuard) {
+        self.capturers.fetch_add(1, Ordering::Relaxed);
+        (self.subscribe(), CaptureGuard(self.capturers.clone()))
     }
 
     /// Publishes the first bytes of a body that is known whole.
@@ -216,7 +238,10 @@ mod tests {
         let bus = EventBus::new();
         bus.set_capture_limit(4);
         assert_eq!(bus.capture_limit(), None, "nobody listens");
-        let mut rx = bus.subscribe();
+        let plain = bus.subscribe();
+        assert_eq!(bus.capture_limit(), None, "nobody asks for bodies");
+        drop(plain);
+        let (mut rx, guard) = bus.subscribe_capturing();
         assert_eq!(bus.capture_limit(), Some(4));
         {
             let mut c = BodyCapture::new(bus.clone(), 7, Direction::Response, 4);
@@ -248,5 +273,8 @@ mod tests {
         );
         bus.set_capture_limit(0);
         assert_eq!(bus.capture_limit(), None, "capture off");
+        bus.set_capture_limit(4);
+        drop(guard);
+        assert_eq!(bus.capture_limit(), None, "the capturing subscriber left");
     }
 }

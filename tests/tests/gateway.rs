@@ -741,7 +741,7 @@ async fn headers_and_paths_cross_the_gateway_as_they_should(b: Backend) {
 async fn traffic_events_follow_a_stream(b: Backend) {
     use switchboard_core::TrafficEvent;
     let s = start_on(b).await;
-    let mut rx = s.stack.gateway.events.subscribe();
+    let (mut rx, _capture) = s.stack.gateway.events.subscribe_capturing();
     let token = s.token(&["switchboard/stream"]).await;
     let body = json!({
         "jsonrpc": "2.0", "id": "s1", "method": "SendStreamingMessage",

@@ -42,8 +42,12 @@ pub async fn stream(
     State(gw): State<Arc<Gateway>>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let (tx, rx) = mpsc::channel(gw.config.traffic_buffer.max(1));
-    let bus = gw.events.subscribe();
-    tokio::spawn(forward(bus, tx));
+    let (bus, capture) = gw.events.subscribe_capturing();
+    let with_sse = gw.config.capture_limit() > 0;
+    tokio::spawn(async move {
+        let _capture = capture;
+        forward(bus, tx, with_sse).await;
+    });
     let ready = Event::default().event("ready").data(
         json!({
             "capture": gw.config.capture_limit() > 0,
@@ -58,10 +62,12 @@ pub async fn stream(
 }
 
 /// Drains the bus into the subscriber's buffer, counting what does not fit,
-/// until the subscriber goes away.
+/// until the subscriber goes away. With capture off, a stream's events
+/// (which the bus carries for the console) are left out like bodies.
 async fn forward(
     mut bus: tokio::sync::broadcast::Receiver<Arc<TrafficEvent>>,
     tx: mpsc::Sender<Item>,
+    with_sse: bool,
 ) {
     let mut lost: u64 = 0;
     let mut tick = tokio::time::interval(FLUSH_EVERY);
@@ -84,6 +90,9 @@ async fn forward(
             }
             Err(RecvError::Closed) => return,
         };
+        if !with_sse && matches!(*ev, TrafficEvent::Sse { .. }) {
+            continue;
+        }
         if lost > 0 && !report(&tx, &mut lost) {
             return;
         }

@@ -44,7 +44,7 @@ pub fn respond(
             let payload = GatewayError::BackendBadResponse(msg.to_owned()).body(&style);
             Bytes::from(format!("event: error\ndata: {payload}\n\n"))
         });
-        let tap = bus.capture_limit().map(|_| (bus.clone(), id));
+        let tap = bus.has_subscribers().then(|| (bus.clone(), id));
         Body::from_stream(relay_sse(upstream, keepalive, tap, error_event, guard))
     } else {
         let capture = bus
