@@ -449,9 +449,9 @@ pub fn validate_permission<'a>(
     Ok(())
 }
 
-/// Longest secret name accepted (Secrets Manager's limit, ARNs included).
+/// Longest secret name, ARNs included (Secrets Manager's limit).
 pub const MAX_SECRET_NAME: usize = 2048;
-/// Largest secret value accepted, in bytes (Secrets Manager's limit).
+/// Largest secret value in bytes (Secrets Manager's limit).
 pub const MAX_SECRET_VALUE: usize = 65_536;
 
 /// A secret's name (or ARN): what Secrets Manager accepts in a name or an
@@ -481,16 +481,13 @@ pub fn validate_secret_name(name: &str) -> Result<(), String> {
 /// A secret's value: not empty, at most [`MAX_SECRET_VALUE`] bytes. The
 /// message never quotes the value.
 pub fn validate_secret_value(value: &str) -> Result<(), String> {
-    if value.is_empty() {
-        return Err("the secret value is empty".into());
+    match value.len() {
+        0 => Err("the secret value is empty".into()),
+        n if n > MAX_SECRET_VALUE => Err(format!(
+            "the secret value is {n} bytes long; at most {MAX_SECRET_VALUE} are accepted"
+        )),
+        _ => Ok(()),
     }
-    if value.len() > MAX_SECRET_VALUE {
-        return Err(format!(
-            "the secret value is {} bytes long; at most {MAX_SECRET_VALUE} are accepted",
-            value.len()
-        ));
-    }
-    Ok(())
 }
 
 /// A client of the local issuer: its id and every scope it may request.
