@@ -124,10 +124,20 @@ pub enum AgentsCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Add an agent; name and description come from its card when not given.
+    /// Add an agent. Its card is always fetched (with the backend's
+    /// credentials) and stored; name and description come from it when not given.
     Add(AgentAddArgs),
-    /// Change fields of an agent.
+    /// Change fields of an agent; a new `--url` (or backend auth) fetches the card again.
     Edit(AgentEditArgs),
+    /// Fetch agents' cards again (with their backend credentials) and store them.
+    Refresh {
+        /// Agent id.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Every agent.
+        #[arg(long)]
+        all: bool,
+    },
     /// Delete an agent.
     Rm {
         /// Agent id.

@@ -55,6 +55,17 @@ pub struct GatewayConfig {
     /// The ONNX Runtime shared library. `None`: `$ORT_DYLIB_PATH`, else
     /// `libonnxruntime.so.1.32.0` in the model directory.
     pub ort_dylib_path: Option<PathBuf>,
+    /// The scope a token needs for the admin API under `/admin`.
+    pub admin_scope: String,
+    /// Capture request and response bodies (and each SSE event) in the
+    /// traffic stream `GET /admin/traffic`. `None`: on in local mode, off on
+    /// AWS profiles.
+    pub traffic_capture: Option<bool>,
+    /// Bytes of each body captured.
+    pub traffic_capture_limit: usize,
+    /// Traffic events buffered for each `/admin/traffic` subscriber; a
+    /// subscriber that falls further behind loses events (and is told).
+    pub traffic_buffer: usize,
 }
 
 impl Default for GatewayConfig {
@@ -78,6 +89,10 @@ impl Default for GatewayConfig {
             workers: 0,
             model_dir: None,
             ort_dylib_path: None,
+            admin_scope: "switchboard/admin".into(),
+            traffic_capture: None,
+            traffic_capture_limit: crate::events::DEFAULT_CAPTURE_LIMIT,
+            traffic_buffer: 1024,
         }
     }
 }
@@ -125,6 +140,14 @@ impl GatewayConfig {
             self.model_dir.as_deref(),
             self.ort_dylib_path.as_deref(),
         )
+    }
+    /// Bytes of each body the traffic stream captures; 0 when capture is off.
+    pub fn capture_limit(&self) -> usize {
+        if self.traffic_capture.unwrap_or(true) {
+            self.traffic_capture_limit
+        } else {
+            0
+        }
     }
     /// [`Self::sse_keepalive_ms`] as a `Duration`.
     pub fn sse_keepalive(&self) -> Duration {

@@ -17,6 +17,13 @@ pub enum GatewayError {
     /// Valid token, agent not permitted.
     #[error("{0}")]
     Forbidden(String),
+    /// Valid token without the admin scope, on the admin API.
+    #[error("this route needs a token with scope {0}")]
+    AdminScopeRequired(String),
+    /// An `If-Match` (or `If-None-Match`) the stored record no longer
+    /// matches: someone else wrote it first.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// Unknown or disabled agent, or no such route.
     #[error("{0}")]
     NotFound(String),
@@ -112,7 +119,10 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             GatewayError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
+            GatewayError::Forbidden(_) | GatewayError::AdminScopeRequired(_) => {
+                StatusCode::FORBIDDEN
+            }
+            GatewayError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::PayloadTooLarge(_) | GatewayError::QueryTooLong { .. } => {
@@ -131,7 +141,8 @@ impl GatewayError {
     pub fn rpc_status(&self) -> &'static str {
         match self {
             GatewayError::Unauthenticated(_) => "UNAUTHENTICATED",
-            GatewayError::Forbidden(_) => "PERMISSION_DENIED",
+            GatewayError::Forbidden(_) | GatewayError::AdminScopeRequired(_) => "PERMISSION_DENIED",
+            GatewayError::PreconditionFailed(_) => "FAILED_PRECONDITION",
             GatewayError::NotFound(_) => "NOT_FOUND",
             GatewayError::RateLimited { .. }
             | GatewayError::PayloadTooLarge(_)
@@ -152,6 +163,8 @@ impl GatewayError {
             GatewayError::Unauthenticated(AuthError::Expired) => "TOKEN_EXPIRED",
             GatewayError::Unauthenticated(_) => "TOKEN_INVALID",
             GatewayError::Forbidden(_) => "AGENT_NOT_PERMITTED",
+            GatewayError::AdminScopeRequired(_) => "ADMIN_SCOPE_REQUIRED",
+            GatewayError::PreconditionFailed(_) => "VERSION_MISMATCH",
             GatewayError::NotFound(_) => "AGENT_NOT_FOUND",
             GatewayError::RateLimited { .. } => "RATE_LIMITED",
             GatewayError::PayloadTooLarge(_) => "REQUEST_BODY_TOO_LARGE",
@@ -173,7 +186,8 @@ impl GatewayError {
     pub fn jsonrpc_code(&self) -> i64 {
         match self {
             GatewayError::Unauthenticated(_) => -32050,
-            GatewayError::Forbidden(_) => -32051,
+            GatewayError::Forbidden(_) | GatewayError::AdminScopeRequired(_) => -32051,
+            GatewayError::PreconditionFailed(_) => -32059,
             GatewayError::NotFound(_) => -32052,
             GatewayError::RateLimited { .. } => -32053,
             GatewayError::PayloadTooLarge(_) | GatewayError::QueryTooLong { .. } => -32054,

@@ -125,6 +125,7 @@ impl Gateway {
             .clone()
             .ok_or_else(|| StartError::Config("no token issuer configured".into()))?;
         let http = backend_client(&config)?;
+        events.set_capture_limit(config.capture_limit());
         let verifier = Verifier::new(
             VerifierConfig {
                 issuer: issuer.clone(),

@@ -3,6 +3,7 @@
 //! semantic discovery, and the stores behind them. No UI and no printing: the
 //! console and the CLI in `app/` drive this crate.
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod config;

@@ -29,6 +29,7 @@ use serde_json::Value;
 use crate::audit::Record;
 use crate::auth::{authenticate, authorize};
 use crate::error::{ErrorStyle, GatewayError};
+use crate::events::Direction;
 use crate::gateway::Gateway;
 use crate::proxy::path::AgentRoute;
 use crate::proxy::upstream::Upstream;
@@ -93,6 +94,10 @@ async fn forward(
     let mut incoming = jsonrpc::read(parts, body, jsonrpc, gw.config.body_limit, record).await?;
     let principal = authenticate(&gw.verifier, &parts.headers).await?;
     record.authenticated(&principal.client_id);
+    if let Some(body) = &incoming.prefix {
+        gw.events
+            .publish_body(record.id(), Direction::Request, body);
+    }
     let route::Routed { snapshot, agent } = routed?;
     authorize(&snapshot.permissions, &principal.scopes, &agent.id)?;
     drop(snapshot);

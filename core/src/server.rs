@@ -29,6 +29,7 @@ pub fn router(gw: &Arc<Gateway>) -> Router {
         .route("/agents/", get(list_agents))
         .route("/agents/{*rest}", any(agents))
         .route("/discover", get(discover))
+        .nest("/admin", crate::admin::router(gw))
         .fallback(|| async { GatewayError::NotFound("no such route".into()).into_response() })
         .with_state(gw.clone())
 }

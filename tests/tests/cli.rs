@@ -183,6 +183,53 @@ async fn serve_json_and_cli_edits_reach_the_running_gateway() {
     ));
     until_status(&http, info, "copy", &tok, 200).await;
 
+    // Name and description given: the card is fetched and stored all the same.
+    let echo_url = info["agents"][0]["url"].as_str().unwrap();
+    let named: Value = serde_json::from_str(&common::ok(&cli(
+        s.dir.path(),
+        &[
+            "agents",
+            "add",
+            "named",
+            "--url",
+            echo_url,
+            "--name",
+            "Mine",
+            "--description",
+            "Given",
+            "--json",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(
+        (
+            &named["name"],
+            &named["description"],
+            named["card"]["name"].is_string()
+        ),
+        (&json!("Mine"), &json!("Given"), true),
+        "{named}"
+    );
+    // A new URL fetches the new backend's card; refresh fetches again.
+    let edited: Value = serde_json::from_str(&common::ok(&cli(
+        s.dir.path(),
+        &["agents", "edit", "named", "--url", stream_url, "--json"],
+    )))
+    .unwrap();
+    assert_eq!(edited["card"]["name"], json!("Stream Agent"), "{edited}");
+    let refreshed = common::ok(&cli(s.dir.path(), &["agents", "refresh", "--all"]));
+    for id in ["echo", "stream", "guarded", "copy", "named"] {
+        assert!(
+            refreshed.contains(&format!("refreshed the card of {id} ")),
+            "{refreshed}"
+        );
+    }
+    fails(
+        &cli(s.dir.path(), &["agents", "refresh", "nobody"]),
+        1,
+        "no agent nobody",
+    );
+
     // A client added through the CLI can get tokens right away.
     let client: Value = serde_json::from_str(&common::ok(&cli(
         s.dir.path(),
@@ -224,28 +271,64 @@ async fn serve_json_and_cli_edits_reach_the_running_gateway() {
             "token",
             "mint",
             "--client",
-            "ops",
+            "ci-bot",
             "--scope",
-            "switchboard/stream",
+            "switchboard/echo",
         ],
     ));
     let minted = minted.trim();
-    assert_eq!(call(&http, info, "echo", minted).await, 403);
+    assert_eq!(call(&http, info, "stream", minted).await, 403);
     let decoded: Value = serde_json::from_str(&common::ok(&cli(
         s.dir.path(),
         &["token", "decode", minted, "--json"],
     )))
     .unwrap();
     assert_eq!(decoded["validity"]["valid"], json!(true));
-    assert_eq!(decoded["claims"]["client_id"], json!("ops"));
-    let stream = decoded["agents"]
+    assert_eq!(decoded["claims"]["client_id"], json!("ci-bot"));
+    let echo = decoded["agents"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["agent"] == json!("stream"))
+        .find(|a| a["agent"] == json!("echo"))
         .unwrap();
-    assert_eq!(stream["allowed"], json!(true));
-    assert_eq!(stream["granted_by"], json!(["switchboard/stream"]));
+    assert_eq!(echo["allowed"], json!(true));
+    assert_eq!(echo["granted_by"], json!(["switchboard/echo"]));
+
+    // No --scope: the client's own scopes. Unknown clients and scopes it
+    // does not hold are refused with what there is.
+    let own = common::ok(&cli(
+        s.dir.path(),
+        &["token", "mint", "--client", "demo-client"],
+    ));
+    let decoded: Value = serde_json::from_str(&common::ok(&cli(
+        s.dir.path(),
+        &["token", "decode", own.trim(), "--json"],
+    )))
+    .unwrap();
+    assert_eq!(
+        decoded["claims"]["scope"],
+        json!("switchboard/echo switchboard/stream switchboard/guarded")
+    );
+    fails(
+        &cli(s.dir.path(), &["token", "mint", "--client", "ops"]),
+        1,
+        "no client ops on this profile; clients: ci-bot, demo-client, switchboard-gateway",
+    );
+    fails(
+        &cli(
+            s.dir.path(),
+            &[
+                "token",
+                "mint",
+                "--client",
+                "ci-bot",
+                "--scope",
+                "switchboard/all",
+            ],
+        ),
+        1,
+        "client ci-bot does not hold scope switchboard/all; it holds: switchboard/echo",
+    );
 }
 
 #[test]

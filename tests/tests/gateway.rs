@@ -741,7 +741,7 @@ async fn headers_and_paths_cross_the_gateway_as_they_should(b: Backend) {
 async fn traffic_events_follow_a_stream(b: Backend) {
     use switchboard_core::TrafficEvent;
     let s = start_on(b).await;
-    let mut rx = s.stack.gateway.events.subscribe();
+    let (mut rx, _capture) = s.stack.gateway.events.subscribe_capturing();
     let token = s.token(&["switchboard/stream"]).await;
     let body = json!({
         "jsonrpc": "2.0", "id": "s1", "method": "SendStreamingMessage",
@@ -752,6 +752,7 @@ async fn traffic_events_follow_a_stream(b: Backend) {
     let mut started = None;
     let mut sse = 0;
     let mut finished = None;
+    let mut bodies = Vec::new();
     while finished.is_none() {
         let ev = tokio::time::timeout(PATIENCE, rx.recv())
             .await
@@ -768,11 +769,20 @@ async fn traffic_events_follow_a_stream(b: Backend) {
                 assert_eq!(*seq, sse);
                 sse += 1;
             }
+            TrafficEvent::Body {
+                direction, data, ..
+            } => bodies.push((*direction, data.contains("\"text\":\"hello\""))),
             TrafficEvent::Finished { status, error, .. } => {
                 finished = Some((*status, error.clone()))
             }
         }
     }
+    // The request body is captured (local default); a stream's answer
+    // comes as its SSE events, not as a body.
+    assert_eq!(
+        bodies,
+        vec![(switchboard_core::events::Direction::Request, true)]
+    );
     assert_eq!(
         started,
         Some((

@@ -263,7 +263,7 @@ async fn no_secret_or_token_reaches_the_logs_even_at_trace() {
             "token",
             "mint",
             "--client",
-            "ops",
+            "demo-client",
             "--scope",
             "switchboard/echo",
         ],
@@ -336,6 +336,100 @@ async fn no_secret_or_token_reaches_the_logs_even_at_trace() {
     assert_eq!(echo_seen.last().unwrap().as_deref(), Some(&*static_value));
     secrets.push(("the static header value".into(), static_value.clone()));
 
+    // The admin API: a secret written over HTTP and used at once, an agent
+    // and a permission edited, the traffic stream followed meanwhile.
+    let admin_client = s.cli(
+        &[
+            "clients",
+            "add",
+            "registry-admin",
+            "--scope",
+            "switchboard/admin",
+            "--json",
+        ],
+        None,
+        &mut cli_logs,
+    );
+    let admin_client: Value = serde_json::from_slice(&admin_client.stdout).unwrap();
+    secrets.push((
+        "the admin client's secret".into(),
+        admin_client["client_secret"].as_str().unwrap().to_owned(),
+    ));
+    let admin = s.cli(
+        &["token", "mint", "--client", "registry-admin"],
+        None,
+        &mut cli_logs,
+    );
+    let admin = String::from_utf8(admin.stdout).unwrap().trim().to_owned();
+    secrets.push(("the admin token".into(), admin.clone()));
+    let gateway = s.url("gateway_url");
+    let mut traffic = http
+        .get(format!("{gateway}/admin/traffic"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(traffic.status(), 200);
+    let admin_value = format!("Bearer admin-{}", uuid::Uuid::new_v4().simple());
+    let mut answers = String::new();
+    for (method, path, body, expect) in [
+        (
+            reqwest::Method::PUT,
+            "/admin/secrets/adm/key",
+            json!({"value": admin_value}),
+            204,
+        ),
+        (
+            reqwest::Method::PUT,
+            "/admin/agents/adm",
+            json!({"url": s.agent_backend("echo"), "auth": {"type": "header", "name": "authorization", "secret": "adm/key"}}),
+            201,
+        ),
+        (
+            reqwest::Method::PUT,
+            "/admin/permissions",
+            json!({"scope": "switchboard/guarded", "agents": ["guarded", "adm"]}),
+            200,
+        ),
+        (reqwest::Method::GET, "/admin/secrets", Value::Null, 200),
+        (reqwest::Method::GET, "/admin/agents/adm", Value::Null, 200),
+        (
+            reqwest::Method::PUT,
+            "/admin/secrets/adm/key",
+            json!({"value": 7}),
+            400,
+        ),
+    ] {
+        let mut req = http
+            .request(method.clone(), format!("{gateway}{path}"))
+            .bearer_auth(&admin);
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), expect, "{method} {path}");
+        answers.push_str(&resp.text().await.unwrap());
+    }
+    let (status, body) = call(&http, &s, "adm", &caller, "SendMessage").await;
+    assert_eq!(status, 200, "{body}");
+    answers.push_str(&body);
+    let echo_seen = common::seen_authorizations(&http, &s.agent_backend("echo")).await;
+    assert_eq!(echo_seen.last().unwrap().as_deref(), Some(&*admin_value));
+    secrets.push((
+        "a secret written over the admin API".into(),
+        admin_value.clone(),
+    ));
+    let mut stream_text = String::new();
+    let deadline = Instant::now() + common::PATIENCE;
+    while !(stream_text.contains("\"agent\":\"adm\"") && stream_text.contains("event: body")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, traffic.chunk()).await {
+            Ok(Ok(Some(chunk))) => stream_text.push_str(&String::from_utf8_lossy(&chunk)),
+            other => panic!("the traffic stream stalled: {other:?}\n{stream_text}"),
+        }
+    }
+    drop(traffic);
+
     // Invalid tokens.
     let bad = forged(&caller, &minted);
     secrets.push(("a forged JWT".into(), bad.clone()));
@@ -407,6 +501,26 @@ async fn no_secret_or_token_reaches_the_logs_even_at_trace() {
     );
 
     let serve_logs = s.stop();
+    // One audit line per admin call, naming the client.
+    let admin_lines: Vec<&str> = serve_logs
+        .lines()
+        .filter(|l| l.contains("switchboard::audit") && l.contains("admin=true"))
+        .collect();
+    assert!(
+        admin_lines
+            .iter()
+            .any(|l| l.contains("client=registry-admin")
+                && l.contains("path=/admin/secrets/adm/key")
+                && l.contains("status=204")),
+        "no audit line for the admin secret write:\n{}",
+        admin_lines.join("\n")
+    );
+    assert_eq!(
+        admin_lines.len(),
+        7,
+        "one line per admin call (the stream and six edits):\n{}",
+        admin_lines.join("\n")
+    );
     // The filter was in force: trace lines from the HTTP stack on both sides
     // (hyper itself has no log output without an unstable feature), debug
     // lines from the gateway's crates.
@@ -427,7 +541,12 @@ async fn no_secret_or_token_reaches_the_logs_even_at_trace() {
     assert!(serve_logs.contains("switchboard::audit"), "no audit lines");
 
     let mut leaks = Vec::new();
-    for (source, logs) in [("serve", &serve_logs), ("the CLI", &cli_logs)] {
+    for (source, logs) in [
+        ("serve", &serve_logs),
+        ("the CLI", &cli_logs),
+        ("an admin API answer", &answers),
+        ("the traffic stream", &stream_text),
+    ] {
         for (what, value) in &secrets {
             for fragment in fragments(value) {
                 if let Some(line) = logs.lines().find(|l| l.contains(&fragment)) {
@@ -501,7 +620,7 @@ async fn every_decision_is_one_structured_audit_line_without_tokens() {
             "token",
             "mint",
             "--client",
-            "ops",
+            "demo-client",
             "--scope",
             "switchboard/echo",
         ],
@@ -629,7 +748,10 @@ async fn every_decision_is_one_structured_audit_line_without_tokens() {
     );
     // Denied: not permitted.
     let forbidden = find("stream", "403");
-    assert_eq!(pick(forbidden), s4("ops", "stream", "GetTask", "403"));
+    assert_eq!(
+        pick(forbidden),
+        s4("demo-client", "stream", "GetTask", "403")
+    );
     assert_eq!(
         forbidden["error"],
         "AGENT_NOT_PERMITTED: denied: stream is granted by [switchboard/all switchboard/stream], the token has [switchboard/echo]"

@@ -6,6 +6,10 @@ use switchboard_core::registry::{
     validate_agent_id, validate_backend_url, AgentRecord, BackendAuth, StoreError,
 };
 
+use switchboard_core::admin::refresh::{apply_card, fetch_backend_card};
+use switchboard_core::proxy::backend_auth::BackendAuthenticator;
+use switchboard_core::store::Stores;
+
 use super::Ctx;
 use crate::cli::{AgentAddArgs, AgentEditArgs, AgentsCmd, AuthArgs};
 use crate::output;
@@ -59,6 +63,7 @@ pub async fn run(ctx: &Ctx, cmd: AgentsCmd) -> anyhow::Result<()> {
             println!("deleted agent {id}");
             Ok(())
         }
+        AgentsCmd::Refresh { id, all } => refresh(ctx, id, all).await,
         AgentsCmd::Enable { id } => set_enabled(ctx, &id, true).await,
         AgentsCmd::Disable { id } => set_enabled(ctx, &id, false).await,
     }
@@ -128,11 +133,12 @@ pub(crate) fn header_name(name: &str) -> anyhow::Result<()> {
         .with_context(|| format!("{name:?} is not a valid header name"))
 }
 
-/// Fetches a backend's card (without credentials) to learn its name,
-/// description and skills.
-pub(crate) async fn fetch_card(url: &str) -> anyhow::Result<serde_json::Value> {
+/// Fetches `record`'s card with its backend credentials (read from the
+/// profile's secret store, or a token from its token endpoint).
+async fn fetch_card(stores: &Stores, record: &AgentRecord) -> anyhow::Result<serde_json::Value> {
     let http = reqwest::Client::builder().no_proxy().build()?;
-    Ok(card::fetch_card(&http, url, None, card::TOOL_FETCH_TIMEOUT).await?)
+    let auth = BackendAuthenticator::new(stores.secrets.clone(), http.clone());
+    Ok(fetch_backend_card(&auth, &http, record, card::TOOL_FETCH_TIMEOUT).await?)
 }
 
 async fn add(ctx: &Ctx, args: AgentAddArgs) -> anyhow::Result<()> {
@@ -145,32 +151,18 @@ async fn add(ctx: &Ctx, args: AgentAddArgs) -> anyhow::Result<()> {
     record.enabled = !args.disabled;
     record.name = args.name.clone().unwrap_or_default();
     record.description = args.description.clone().unwrap_or_default();
-    if args.name.is_none() || args.description.is_none() {
-        match fetch_card(&args.url).await {
-            Ok(card) => {
-                let field = |k: &str| card.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-                if args.name.is_none() {
-                    record.name = field("name").unwrap_or_default();
-                }
-                if args.description.is_none() {
-                    record.description = field("description").unwrap_or_default();
-                }
-                record.card = Some(card);
-            }
-            Err(e) => {
-                if !args.json.json {
-                    eprintln!(
-                        "note: no agent card at {} ({e:#}); name and description left empty",
-                        args.url
-                    );
-                }
-            }
-        }
+    let stores = ctx.stores()?;
+    // Always: the card's skills are what discovery indexes.
+    match fetch_card(&stores, &record).await {
+        Ok(card) => apply_card(&mut record, card),
+        Err(e) => eprintln!(
+            "note: no agent card at {} ({e:#}); added without one, run `switchboard agents refresh {}` once the backend answers",
+            args.url, args.id
+        ),
     }
     if record.name.is_empty() {
         record.name = record.id.clone();
     }
-    let stores = ctx.stores()?;
     let stored = stores.agents.create(record).await.map_err(|e| match e {
         StoreError::Conflict(_) => anyhow::anyhow!(
             "an agent with id {} already exists (use `switchboard agents edit`)",
@@ -192,6 +184,7 @@ async fn edit(ctx: &Ctx, args: AgentEditArgs) -> anyhow::Result<()> {
         .get(&args.id)
         .await?
         .with_context(|| format!("no agent {}", args.id))?;
+    let before = (record.url.clone(), record.auth.clone());
     if let Some(url) = &args.url {
         validate_backend_url(url).map_err(anyhow::Error::msg)?;
         record.url = url.clone();
@@ -210,6 +203,17 @@ async fn edit(ctx: &Ctx, args: AgentEditArgs) -> anyhow::Result<()> {
     }
     if let Some(auth) = auth_from(&args.auth)? {
         record.auth = auth;
+    }
+    if (record.url.clone(), record.auth.clone()) != before {
+        // The stored card belongs to the old backend: fetch the new one.
+        record.card = None;
+        match fetch_card(&stores, &record).await {
+            Ok(card) => apply_card(&mut record, card),
+            Err(e) => eprintln!(
+                "note: no agent card at {} ({e:#}); saved without one, run `switchboard agents refresh {}` once the backend answers",
+                record.url, record.id
+            ),
+        }
     }
     let stored = stores.agents.update(record).await.map_err(|e| match e {
         StoreError::Conflict(m) => anyhow::anyhow!("{m}; run the edit again"),
@@ -235,5 +239,44 @@ async fn set_enabled(ctx: &Ctx, id: &str, enabled: bool) -> anyhow::Result<()> {
         "agent {id} {}",
         if enabled { "enabled" } else { "disabled" }
     );
+    Ok(())
+}
+
+/// `agents refresh ID|--all`: each card fetched again and stored; every
+/// agent is tried, and the command fails if any could not be refreshed.
+async fn refresh(ctx: &Ctx, id: Option<String>, all: bool) -> anyhow::Result<()> {
+    let stores = ctx.stores()?;
+    let records = match (id, all) {
+        (Some(id), _) => vec![stores
+            .agents
+            .get(&id)
+            .await?
+            .with_context(|| format!("no agent {id}"))?],
+        (None, true) => stores.agents.list().await?,
+        (None, false) => bail!("name an agent or pass --all"),
+    };
+    let mut failed = Vec::new();
+    for mut record in records {
+        let id = record.id.clone();
+        let card = match fetch_card(&stores, &record).await {
+            Ok(card) => card,
+            Err(e) => {
+                eprintln!("{id}: no card at {} ({e:#})", record.url);
+                failed.push(id);
+                continue;
+            }
+        };
+        apply_card(&mut record, card);
+        match stores.agents.update(record).await {
+            Ok(stored) => println!("refreshed the card of {id} (version {})", stored.version),
+            Err(e) => {
+                eprintln!("{id}: {e}");
+                failed.push(id);
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!("could not refresh {}", failed.join(", "));
+    }
     Ok(())
 }

@@ -96,6 +96,8 @@ async fn run_aws(ctx: &Ctx, aws: &AwsProfile, args: ServeArgs) -> anyhow::Result
         );
     }
     config.token_url = Some(token_url.clone());
+    // Bodies stay out of the traffic stream on AWS unless asked for.
+    config.traffic_capture.get_or_insert(false);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

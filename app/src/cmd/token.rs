@@ -66,6 +66,7 @@ pub async fn run(ctx: &Ctx, cmd: TokenCmd) -> anyhow::Result<()> {
                     })?,
             };
             let stores = ctx.stores()?;
+            let scopes = local_scopes(&stores, &client, scopes).await?;
             let issuer = Issuer::open(&ctx.data_dir, stores.clients.clone())?;
             let token = issuer.mint(&issuer_url, &client, &scopes, Duration::from_secs(ttl))?;
             println!("{token}");
@@ -73,6 +74,43 @@ pub async fn run(ctx: &Ctx, cmd: TokenCmd) -> anyhow::Result<()> {
         }
         TokenCmd::Decode { token, json } => decode(ctx, token.trim(), json.json).await,
     }
+}
+
+/// The scopes a local token gets, as the issuer would grant them: the
+/// client's own when none are asked for; an unknown client, or a scope it
+/// does not hold, is an error listing what there is.
+async fn local_scopes(
+    stores: &switchboard_core::store::Stores,
+    client: &str,
+    asked: Vec<String>,
+) -> anyhow::Result<Vec<String>> {
+    let Some(record) = stores.clients.get(client).await? else {
+        let known: Vec<String> = stores
+            .clients
+            .list()
+            .await?
+            .into_iter()
+            .map(|c| c.client_id)
+            .collect();
+        anyhow::bail!(
+            "no client {client} on this profile; clients: {} (add one with `switchboard clients add`)",
+            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+        );
+    };
+    if asked.is_empty() {
+        return Ok(record.allowed_scopes);
+    }
+    if let Some(missing) = asked.iter().find(|s| !record.allowed_scopes.contains(s)) {
+        anyhow::bail!(
+            "client {client} does not hold scope {missing}; it holds: {}",
+            if record.allowed_scopes.is_empty() {
+                "nothing".to_owned()
+            } else {
+                record.allowed_scopes.join(" ")
+            }
+        );
+    }
+    Ok(asked)
 }
 
 /// Where `token mint` reads a client secret.

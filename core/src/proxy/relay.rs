@@ -16,7 +16,7 @@ use super::headers;
 use super::sse::relay_sse;
 use crate::audit::{FinishGuard, Record};
 use crate::error::GatewayError;
-use crate::events::EventBus;
+use crate::events::{BodyCapture, Direction, EventBus};
 use crate::ratelimit::Budget;
 
 /// The caller's response from the backend's `resp`.
@@ -47,7 +47,10 @@ pub fn respond(
         let tap = bus.has_subscribers().then(|| (bus.clone(), id));
         Body::from_stream(relay_sse(upstream, keepalive, tap, error_event, guard))
     } else {
-        Body::from_stream(relay_plain(upstream, guard))
+        let capture = bus
+            .capture_limit()
+            .map(|limit| BodyCapture::new(bus.clone(), id, Direction::Response, limit));
+        Body::from_stream(relay_plain(upstream, guard, capture))
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -61,24 +64,37 @@ fn budget_headers(h: &mut HeaderMap, b: &Budget) {
     h.insert("ratelimit-reset", HeaderValue::from(b.reset));
 }
 
-/// Relays a non-SSE body chunk by chunk. A backend error ends the body with
-/// an error, which the server turns into an aborted response.
+/// Relays a non-SSE body chunk by chunk, feeding `capture` (published
+/// before the record closes). A backend error ends the body with an error,
+/// which the server turns into an aborted response.
 pub fn relay_plain(
     upstream: BoxStream<'static, Result<Bytes, reqwest::Error>>,
     guard: FinishGuard,
+    capture: Option<BodyCapture>,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    // Dropped in field order: the capture goes out before the guard's `Finished`.
+    struct State {
+        capture: Option<BodyCapture>,
+        guard: FinishGuard,
+    }
     futures::stream::unfold(
-        (upstream, guard, false),
-        |(mut up, guard, done)| async move {
+        (upstream, State { capture, guard }, false),
+        |(mut up, mut state, done)| async move {
             if done {
                 return None;
             }
+            let guard = &state.guard;
             match up.next().await {
-                Some(Ok(chunk)) => Some((Ok(chunk), (up, guard, false))),
+                Some(Ok(chunk)) => {
+                    if let Some(c) = &mut state.capture {
+                        c.push(&chunk);
+                    }
+                    Some((Ok(chunk), (up, state, false)))
+                }
                 Some(Err(e)) => {
                     let why = format!("the backend broke the response: {}", e.without_url());
                     guard.set_error(why.clone());
-                    Some((Err(std::io::Error::other(why)), (up, guard, true)))
+                    Some((Err(std::io::Error::other(why)), (up, state, true)))
                 }
                 None => None,
             }

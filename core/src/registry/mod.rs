@@ -14,5 +14,6 @@ pub use store::*;
 pub use validate::{
     agent_problems, validate_agent, validate_agent_id, validate_backend_url, validate_client,
     validate_client_id, validate_credential_header, validate_granted_agent, validate_permission,
-    validate_scope, validate_token_url, AGENT_ID_PATTERN,
+    validate_scope, validate_secret_name, validate_secret_value, validate_token_url,
+    AGENT_ID_PATTERN,
 };

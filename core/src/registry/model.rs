@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 /// How the gateway authenticates itself to an agent's backend.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BackendAuth {
     /// No credentials are sent.
@@ -53,7 +53,7 @@ impl BackendAuth {
 }
 
 /// One agent in the registry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AgentRecord {
     /// Routing id: `/agents/{id}`.
     pub id: String,
@@ -76,6 +76,7 @@ pub struct AgentRecord {
     pub enabled: bool,
     /// The backend's agent card as last fetched, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub card: Option<serde_json::Value>,
     /// Last change, milliseconds since the Unix epoch.
     #[serde(default)]
@@ -184,11 +185,12 @@ impl EmbeddingRecord {
 }
 
 /// What a scope grants.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Permission {
     /// The OAuth2 scope, as it appears in the token.
     pub scope: String,
     /// Agent ids this scope reaches; `*` means every agent.
+    #[schema(value_type = Vec<String>)]
     pub agents: BTreeSet<String>,
 }
 

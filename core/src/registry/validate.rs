@@ -449,6 +449,47 @@ pub fn validate_permission<'a>(
     Ok(())
 }
 
+/// Longest secret name, ARNs included (Secrets Manager's limit).
+pub const MAX_SECRET_NAME: usize = 2048;
+/// Largest secret value in bytes (Secrets Manager's limit).
+pub const MAX_SECRET_VALUE: usize = 65_536;
+
+/// A secret's name (or ARN): what Secrets Manager accepts in a name or an
+/// ARN, letters, digits and `/_+=.@-:`, at most [`MAX_SECRET_NAME`] long.
+pub fn validate_secret_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a secret name is empty".into());
+    }
+    if name.len() > MAX_SECRET_NAME {
+        return Err(format!(
+            "a secret name is {} bytes long; at most {MAX_SECRET_NAME} are accepted",
+            name.len()
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "/_+=.@-:".contains(*c)))
+    {
+        return Err(format!(
+            "the secret name {:?} contains {bad:?}; names hold letters, digits and /_+=.@-:",
+            shorten(name)
+        ));
+    }
+    Ok(())
+}
+
+/// A secret's value: not empty, at most [`MAX_SECRET_VALUE`] bytes. The
+/// message never quotes the value.
+pub fn validate_secret_value(value: &str) -> Result<(), String> {
+    match value.len() {
+        0 => Err("the secret value is empty".into()),
+        n if n > MAX_SECRET_VALUE => Err(format!(
+            "the secret value is {n} bytes long; at most {MAX_SECRET_VALUE} are accepted"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A client of the local issuer: its id and every scope it may request.
 pub fn validate_client(client: &ClientRecord) -> Result<(), String> {
     validate_client_id(&client.client_id)?;

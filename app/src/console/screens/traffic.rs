@@ -289,6 +289,8 @@ impl TrafficScreen {
                 self.trim_events();
                 self.update_detail();
             }
+            // Bodies are for `/admin/traffic`; the console shows SSE events.
+            TrafficEvent::Body { .. } => {}
             TrafficEvent::Finished {
                 id,
                 status,

@@ -78,6 +78,8 @@ impl Core {
         config.issuer = Some(aws.issuer_url().to_owned());
         config.jwks_uri = Some(aws.jwks_url());
         config.token_url = aws.token_url.clone();
+        // Bodies stay out of the traffic stream on AWS unless asked for.
+        config.traffic_capture.get_or_insert(false);
         let gateway = Gateway::new(
             config,
             stores.clone(),
